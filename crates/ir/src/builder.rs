@@ -1,0 +1,3 @@
+//! Builder API (in progress).
+/// Builder.
+pub struct Builder;
