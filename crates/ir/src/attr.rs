@@ -191,7 +191,10 @@ impl<const N: usize> Attr for [i64; N] {
                 out.copy_from_slice(x);
                 Ok(out)
             }
-            AttrValue::Ints(x) => Err(format!("expected a list of {N} ints, found {} in `{v}`", x.len())),
+            AttrValue::Ints(x) => Err(format!(
+                "expected a list of {N} ints, found {} in `{v}`",
+                x.len()
+            )),
             _ => expected(Self::TYPE, v),
         }
     }

@@ -14,11 +14,17 @@ pub struct IrError {
 impl IrError {
     /// An error at a node, described as the text format writes it.
     pub fn node(location: impl Into<String>, message: impl Into<String>) -> IrError {
-        IrError { location: location.into(), message: message.into() }
+        IrError {
+            location: location.into(),
+            message: message.into(),
+        }
     }
 
     /// An error about the graph as a whole.
     pub fn graph(name: &str, message: impl Into<String>) -> IrError {
-        IrError { location: format!("graph @{name}"), message: message.into() }
+        IrError {
+            location: format!("graph @{name}"),
+            message: message.into(),
+        }
     }
 }

@@ -17,7 +17,7 @@ use crate::ops::Op;
 use crate::tensor::Tensor;
 use crate::types::{TensorType, checked_numel};
 use smallvec::SmallVec;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// Index of a node in its graph.
@@ -95,12 +95,18 @@ impl Node {
 /// almost certainly mistakes, and refusing them early avoids absurd allocations.
 pub const MAX_ELEMENTS: usize = 1 << 32;
 
+/// Largest extent of one axis (2^32), also for tensors with no elements: it keeps every
+/// shape computation far from `usize` overflow.
+pub const MAX_EXTENT: usize = 1 << 32;
+
 /// A typed dataflow graph in SSA form.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Graph {
     name: String,
     nodes: Vec<Node>,
     outputs: Vec<Value>,
+    /// Value names to values: kept in step with `nodes` by `push`.
+    names: HashMap<String, Value>,
 }
 
 /// Characters allowed in value and graph names (after `%` / `@`).
@@ -120,7 +126,12 @@ fn check_name(name: &str) -> Result<(), String> {
 impl Graph {
     /// An empty graph.
     pub fn new(name: &str) -> Graph {
-        Graph { name: name.to_string(), nodes: Vec::new(), outputs: Vec::new() }
+        Graph {
+            name: name.to_string(),
+            nodes: Vec::new(),
+            outputs: Vec::new(),
+            names: HashMap::new(),
+        }
     }
 
     /// The graph's name (without `@`).
@@ -155,24 +166,37 @@ impl Graph {
 
     /// Finds a value by name.
     pub fn find(&self, name: &str) -> Option<Value> {
-        self.nodes.iter().enumerate().find_map(|(i, n)| {
-            n.outputs.iter().position(|o| o.name == name).map(|o| Value {
-                node: NodeId(i as u32),
-                output: o as u32,
-            })
-        })
+        self.names.get(name).copied()
     }
 
     /// Graph inputs (data and parameters) in definition order, with their kind.
     pub fn inputs(&self) -> impl Iterator<Item = (Value, InputKind)> + '_ {
-        self.nodes.iter().enumerate().filter_map(|(i, n)| match n.kind {
-            NodeKind::Input(k) => Some((Value { node: NodeId(i as u32), output: 0 }, k)),
-            _ => None,
-        })
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match n.kind {
+                NodeKind::Input(k) => Some((
+                    Value {
+                        node: NodeId(i as u32),
+                        output: 0,
+                    },
+                    k,
+                )),
+                _ => None,
+            })
     }
 
     fn push(&mut self, node: Node) -> NodeId {
         let id = NodeId(self.nodes.len() as u32);
+        for (i, o) in node.outputs.iter().enumerate() {
+            self.names.insert(
+                o.name.clone(),
+                Value {
+                    node: id,
+                    output: i as u32,
+                },
+            );
+        }
         self.nodes.push(node);
         id
     }
@@ -182,22 +206,36 @@ impl Graph {
         for name in names {
             check_name(name).map_err(|m| IrError::graph(&self.name, m))?;
             if self.find(name).is_some() || !fresh.insert(name) {
-                return Err(IrError::graph(&self.name, format!("value `%{name}` is defined twice")));
+                return Err(IrError::graph(
+                    &self.name,
+                    format!("value `%{name}` is defined twice"),
+                ));
             }
         }
         Ok(())
     }
 
     /// Adds a graph input (data or parameter).
-    pub fn add_input(&mut self, name: &str, ty: TensorType, kind: InputKind) -> Result<Value, IrError> {
+    pub fn add_input(
+        &mut self,
+        name: &str,
+        ty: TensorType,
+        kind: InputKind,
+    ) -> Result<Value, IrError> {
         self.check_new_names([name])?;
         check_type(&ty).map_err(|m| IrError::node(format!("%{name}"), m))?;
         let id = self.push(Node {
             kind: NodeKind::Input(kind),
             inputs: SmallVec::new(),
-            outputs: smallvec::smallvec![Output { name: name.to_string(), ty }],
+            outputs: smallvec::smallvec![Output {
+                name: name.to_string(),
+                ty
+            }],
         });
-        Ok(Value { node: id, output: 0 })
+        Ok(Value {
+            node: id,
+            output: 0,
+        })
     }
 
     /// Adds a constant.
@@ -208,42 +246,76 @@ impl Graph {
         let id = self.push(Node {
             kind: NodeKind::Const(tensor),
             inputs: SmallVec::new(),
-            outputs: smallvec::smallvec![Output { name: name.to_string(), ty }],
+            outputs: smallvec::smallvec![Output {
+                name: name.to_string(),
+                ty
+            }],
         });
-        Ok(Value { node: id, output: 0 })
+        Ok(Value {
+            node: id,
+            output: 0,
+        })
     }
 
     /// Adds an op node whose outputs get `names` (one per output), after checking arity and
     /// inferring output types. The error names the node, the op and the shapes.
-    pub fn add_op(&mut self, names: &[&str], op: Op, inputs: &[Value]) -> Result<SmallVec<[Value; 1]>, IrError> {
+    pub fn add_op(
+        &mut self,
+        names: &[&str],
+        op: Op,
+        inputs: &[Value],
+    ) -> Result<SmallVec<[Value; 1]>, IrError> {
         for v in inputs {
             if v.node.index() >= self.nodes.len()
                 || v.output as usize >= self.nodes[v.node.index()].outputs.len()
             {
-                return Err(IrError::graph(&self.name, format!("operand {v:?} of `{}` is not defined", op.name())));
+                return Err(IrError::graph(
+                    &self.name,
+                    format!("operand {v:?} of `{}` is not defined", op.name()),
+                ));
             }
         }
         let types = self.infer_node(names, &op, inputs)?;
         if types.len() != names.len() {
             return Err(IrError::node(
                 self.describe(names, &op, inputs),
-                format!("`{}` has {} outputs but {} names were given", op.name(), types.len(), names.len()),
+                format!(
+                    "`{}` has {} outputs but {} names were given",
+                    op.name(),
+                    types.len(),
+                    names.len()
+                ),
             ));
         }
         self.check_new_names(names.iter().copied())?;
         let outputs = names
             .iter()
             .zip(types)
-            .map(|(n, ty)| Output { name: n.to_string(), ty })
+            .map(|(n, ty)| Output {
+                name: n.to_string(),
+                ty,
+            })
             .collect();
-        let id = self.push(Node { kind: NodeKind::Op(op), inputs: inputs.into(), outputs });
-        Ok((0..names.len() as u32).map(|output| Value { node: id, output }).collect())
+        let id = self.push(Node {
+            kind: NodeKind::Op(op),
+            inputs: inputs.into(),
+            outputs,
+        });
+        Ok((0..names.len() as u32)
+            .map(|output| Value { node: id, output })
+            .collect())
     }
 
     /// Infers output types for `op` applied to `inputs`, with errors located at the node.
-    fn infer_node(&self, names: &[&str], op: &Op, inputs: &[Value]) -> Result<Vec<TensorType>, IrError> {
+    fn infer_node(
+        &self,
+        names: &[&str],
+        op: &Op,
+        inputs: &[Value],
+    ) -> Result<Vec<TensorType>, IrError> {
         let tys: Vec<&TensorType> = inputs.iter().map(|v| self.ty(*v)).collect();
-        let out = infer(op, &tys).map_err(|m| IrError::node(self.describe(names, op, inputs), m))?;
+        let out =
+            infer(op, &tys).map_err(|m| IrError::node(self.describe(names, op, inputs), m))?;
         for t in &out {
             check_type(t).map_err(|m| IrError::node(self.describe(names, op, inputs), m))?;
         }
@@ -253,8 +325,15 @@ impl Graph {
     /// `%y = conv2d(%x, %w)`: how errors name a node.
     pub fn describe(&self, names: &[&str], op: &Op, inputs: &[Value]) -> String {
         let lhs: Vec<String> = names.iter().map(|n| format!("%{n}")).collect();
-        let args: Vec<String> = inputs.iter().map(|v| format!("%{}", self.value_name(*v))).collect();
-        let lhs = if lhs.is_empty() { "_".to_string() } else { lhs.join(", ") };
+        let args: Vec<String> = inputs
+            .iter()
+            .map(|v| format!("%{}", self.value_name(*v)))
+            .collect();
+        let lhs = if lhs.is_empty() {
+            "_".to_string()
+        } else {
+            lhs.join(", ")
+        };
         format!("{lhs} = {}({})", op.name(), args.join(", "))
     }
 
@@ -264,7 +343,10 @@ impl Graph {
             if v.node.index() >= self.nodes.len()
                 || v.output as usize >= self.nodes[v.node.index()].outputs.len()
             {
-                return Err(IrError::graph(&self.name, format!("output {v:?} is not defined")));
+                return Err(IrError::graph(
+                    &self.name,
+                    format!("output {v:?} is not defined"),
+                ));
             }
             if outputs[..i].contains(v) {
                 return Err(IrError::graph(
@@ -281,17 +363,23 @@ impl Graph {
     /// equal to what inference gives, tensor sizes within [`MAX_ELEMENTS`], and at least one
     /// output. Passes call this after editing a graph.
     pub fn verify(&self) -> Result<(), IrError> {
+        check_name(&self.name).map_err(|m| IrError::graph(&self.name, format!("graph {m}")))?;
         let mut seen = HashSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
             for o in &node.outputs {
                 check_name(&o.name).map_err(|m| IrError::graph(&self.name, m))?;
                 if !seen.insert(o.name.as_str()) {
-                    return Err(IrError::graph(&self.name, format!("value `%{}` is defined twice", o.name)));
+                    return Err(IrError::graph(
+                        &self.name,
+                        format!("value `%{}` is defined twice", o.name),
+                    ));
                 }
             }
             let names: Vec<&str> = node.outputs.iter().map(|o| o.name.as_str()).collect();
             for v in &node.inputs {
-                if v.node.index() >= i || v.output as usize >= self.nodes[v.node.index()].outputs.len() {
+                if v.node.index() >= i
+                    || v.output as usize >= self.nodes[v.node.index()].outputs.len()
+                {
                     return Err(IrError::node(
                         format!("%{}", names.join(", %")),
                         format!("operand {v:?} is not defined before its use"),
@@ -300,25 +388,46 @@ impl Graph {
             }
             match &node.kind {
                 NodeKind::Input(_) | NodeKind::Const(_) => {
-                    let loc = format!("%{}", node.outputs[0].name);
                     if !node.inputs.is_empty() || node.outputs.len() != 1 {
-                        return Err(IrError::node(loc, "inputs and constants have no operands and one output"));
+                        return Err(IrError::graph(
+                            &self.name,
+                            format!(
+                                "node {i}: inputs and constants have no operands and one output"
+                            ),
+                        ));
                     }
+                    let loc = format!("%{}", node.outputs[0].name);
                     check_type(&node.outputs[0].ty).map_err(|m| IrError::node(loc.clone(), m))?;
                     if let NodeKind::Const(t) = &node.kind
                         && t.ty() != node.outputs[0].ty
                     {
-                        return Err(IrError::node(loc, format!("constant holds {} but is typed {}", t.ty(), node.outputs[0].ty)));
+                        return Err(IrError::node(
+                            loc,
+                            format!(
+                                "constant holds {} but is typed {}",
+                                t.ty(),
+                                node.outputs[0].ty
+                            ),
+                        ));
                     }
                 }
                 NodeKind::Op(op) => {
                     let inferred = self.infer_node(&names, op, &node.inputs)?;
                     let declared: Vec<&TensorType> = node.outputs.iter().map(|o| &o.ty).collect();
                     if inferred.iter().collect::<Vec<_>>() != declared {
-                        let fmt = |ts: &[&TensorType]| ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+                        let fmt = |ts: &[&TensorType]| {
+                            ts.iter()
+                                .map(|t| t.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
                         return Err(IrError::node(
                             self.describe(&names, op, &node.inputs),
-                            format!("declared type {} but the op gives {}", fmt(&declared), fmt(&inferred.iter().collect::<Vec<_>>())),
+                            format!(
+                                "declared type {} but the op gives {}",
+                                fmt(&declared),
+                                fmt(&inferred.iter().collect::<Vec<_>>())
+                            ),
                         ));
                     }
                 }
@@ -328,8 +437,13 @@ impl Graph {
             return Err(IrError::graph(&self.name, "graph has no outputs"));
         }
         for v in &self.outputs {
-            if v.node.index() >= self.nodes.len() || v.output as usize >= self.nodes[v.node.index()].outputs.len() {
-                return Err(IrError::graph(&self.name, format!("output {v:?} is not defined")));
+            if v.node.index() >= self.nodes.len()
+                || v.output as usize >= self.nodes[v.node.index()].outputs.len()
+            {
+                return Err(IrError::graph(
+                    &self.name,
+                    format!("output {v:?} is not defined"),
+                ));
             }
         }
         Ok(())
@@ -339,7 +453,9 @@ impl Graph {
     /// analyses such as liveness and reachability. Node weights are the [`NodeId`]s.
     pub fn dependency_graph(&self) -> petgraph::graph::DiGraph<NodeId, u32> {
         let mut g = petgraph::graph::DiGraph::with_capacity(self.nodes.len(), self.nodes.len());
-        let idx: Vec<_> = (0..self.nodes.len()).map(|i| g.add_node(NodeId(i as u32))).collect();
+        let idx: Vec<_> = (0..self.nodes.len())
+            .map(|i| g.add_node(NodeId(i as u32)))
+            .collect();
         for (i, n) in self.nodes.iter().enumerate() {
             for v in &n.inputs {
                 g.add_edge(idx[v.node.index()], idx[i], v.output);
@@ -354,7 +470,8 @@ impl Graph {
         let rev = petgraph::visit::Reversed(&dg);
         let mut live = vec![false; self.nodes.len()];
         for v in &self.outputs {
-            let mut dfs = petgraph::visit::Dfs::new(rev, petgraph::graph::NodeIndex::new(v.node.index()));
+            let mut dfs =
+                petgraph::visit::Dfs::new(rev, petgraph::graph::NodeIndex::new(v.node.index()));
             while let Some(n) = dfs.next(rev) {
                 live[n.index()] = true;
             }
@@ -370,6 +487,9 @@ impl Graph {
 
 /// Rejects shapes whose element count overflows or exceeds [`MAX_ELEMENTS`].
 pub fn check_type(ty: &TensorType) -> Result<(), String> {
+    if let Some(i) = ty.shape.iter().position(|&d| d > MAX_EXTENT) {
+        return Err(format!("type {ty} has an extent above 2^32 on axis {i}"));
+    }
     match checked_numel(&ty.shape) {
         Some(n) if n <= MAX_ELEMENTS => Ok(()),
         _ => Err(format!("type {ty} has more than 2^32 elements")),

@@ -5,14 +5,24 @@
 //! ([`Graph::add_op`](crate::Graph::add_op)) prefixes it with `%y = op(%a, %b)`. These rules
 //! are the normative shape rules of `ir-spec/ops.md`.
 
+use crate::graph::MAX_EXTENT;
 use crate::ops::{Op, VARIADIC};
 use crate::types::{DType, Shape, TensorType, checked_numel};
 use smallvec::smallvec;
 
 type R<T> = Result<T, String>;
 
-/// Output types of `op` applied to inputs of types `ins`.
+/// Output types of `op` applied to inputs of types `ins`. Results are also checked against
+/// the size limits ([`check_type`](crate::graph::check_type)).
 pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
+    let out = rules(op, ins)?;
+    for t in &out {
+        crate::graph::check_type(t)?;
+    }
+    Ok(out)
+}
+
+fn rules(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
     let info = op.info();
     let n = ins.len();
     if n < info.min_inputs || n > info.max_inputs {
@@ -23,7 +33,8 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
         } else {
             format!("{} to {}", info.min_inputs, info.max_inputs)
         };
-        return Err(format!("`{}` takes {want} inputs, got {n}", info.name));
+        let plural = if want == "1" { "input" } else { "inputs" };
+        return Err(format!("`{}` takes {want} {plural}, got {n}", info.name));
     }
     let one = |t: TensorType| Ok(vec![t]);
     match op {
@@ -40,17 +51,29 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
             want_f32("input", ins[0])?;
             one(ins[0].clone())
         }
-        Op::Add {} | Op::Sub {} | Op::Mul {} | Op::Div {} | Op::Max {} | Op::Min {} | Op::Pow {} => {
+        Op::Add {}
+        | Op::Sub {}
+        | Op::Mul {}
+        | Op::Div {}
+        | Op::Max {}
+        | Op::Min {}
+        | Op::Pow {} => {
             want_f32("left input", ins[0])?;
             want_f32("right input", ins[1])?;
-            one(TensorType { dtype: DType::F32, shape: broadcast_shapes(&ins[0].shape, &ins[1].shape)? })
+            one(TensorType {
+                dtype: DType::F32,
+                shape: broadcast_shapes(&ins[0].shape, &ins[1].shape)?,
+            })
         }
         Op::Prelu {} => {
             want_f32("input", ins[0])?;
             want_f32("slope", ins[1])?;
             let s = broadcast_shapes(&ins[0].shape, &ins[1].shape)?;
             if s != ins[0].shape {
-                return Err(format!("slope {} does not broadcast to input {}", ins[1], ins[0]));
+                return Err(format!(
+                    "slope {} does not broadcast to input {}",
+                    ins[1], ins[0]
+                ));
             }
             one(ins[0].clone())
         }
@@ -61,32 +84,69 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
                     ins[0], ins[1]
                 ));
             }
-            one(TensorType { dtype: DType::Bool, shape: broadcast_shapes(&ins[0].shape, &ins[1].shape)? })
+            one(TensorType {
+                dtype: DType::Bool,
+                shape: broadcast_shapes(&ins[0].shape, &ins[1].shape)?,
+            })
         }
         Op::Select {} => {
             if ins[0].dtype != DType::Bool {
                 return Err(format!("condition must be bool, got {}", ins[0]));
             }
             if ins[1].dtype != ins[2].dtype {
-                return Err(format!("branches have different dtypes: {} and {}", ins[1], ins[2]));
+                return Err(format!(
+                    "branches have different dtypes: {} and {}",
+                    ins[1], ins[2]
+                ));
             }
             let s = broadcast_shapes(&ins[0].shape, &ins[1].shape)?;
-            one(TensorType { dtype: ins[1].dtype, shape: broadcast_shapes(&s, &ins[2].shape)? })
+            one(TensorType {
+                dtype: ins[1].dtype,
+                shape: broadcast_shapes(&s, &ins[2].shape)?,
+            })
         }
-        Op::Cast { to } => one(TensorType { dtype: *to, shape: ins[0].shape.clone() }),
+        Op::Cast { to } => one(TensorType {
+            dtype: *to,
+            shape: ins[0].shape.clone(),
+        }),
         Op::Matmul {} => matmul(ins[0], ins[1]),
-        Op::Gemm { trans_a, trans_b, .. } => gemm(ins, *trans_a, *trans_b),
-        Op::Conv2d { stride, pad, dilation, groups } => conv2d(ins, *stride, *pad, *dilation, *groups),
-        Op::ConvTranspose2d { stride, pad, output_pad, dilation, groups } => {
-            conv_transpose2d(ins, *stride, *pad, *output_pad, *dilation, *groups)
+        Op::Gemm {
+            trans_a, trans_b, ..
+        } => gemm(ins, *trans_a, *trans_b),
+        Op::Conv2d {
+            stride,
+            pad,
+            dilation,
+            groups,
+        } => conv2d(ins, *stride, *pad, *dilation, *groups),
+        Op::ConvTranspose2d {
+            stride,
+            pad,
+            output_pad,
+            dilation,
+            groups,
+        } => conv_transpose2d(ins, *stride, *pad, *output_pad, *dilation, *groups),
+        Op::MaxPool2d {
+            kernel,
+            stride,
+            pad,
         }
-        Op::MaxPool2d { kernel, stride, pad } | Op::AvgPool2d { kernel, stride, pad, .. } => {
-            pool2d(ins[0], *kernel, *stride, *pad)
-        }
+        | Op::AvgPool2d {
+            kernel,
+            stride,
+            pad,
+            ..
+        } => pool2d(ins[0], *kernel, *stride, *pad),
         Op::GlobalAvgPool {} => {
             want_f32("input", ins[0])?;
             want_rank("input", ins[0], 4)?;
             let s = &ins[0].shape;
+            if s[2] == 0 || s[3] == 0 {
+                return Err(format!(
+                    "input {} has an empty spatial axis: the mean is undefined",
+                    ins[0]
+                ));
+            }
             one(TensorType::f32(&[s[0], s[1], 1, 1]))
         }
         Op::BatchNorm { eps } => {
@@ -97,7 +157,11 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
         Op::BatchNormTrain { eps } => {
             let c = batch_norm_params(ins, &["gamma", "beta"])?;
             want_nonneg("eps", eps.get())?;
-            Ok(vec![ins[0].clone(), TensorType::f32(&[c]), TensorType::f32(&[c])])
+            Ok(vec![
+                ins[0].clone(),
+                TensorType::f32(&[c]),
+                TensorType::f32(&[c]),
+            ])
         }
         Op::Softmax { axis } | Op::LogSoftmax { axis } => {
             want_f32("input", ins[0])?;
@@ -107,36 +171,66 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
         Op::Dropout { p, .. } => {
             want_f32("input", ins[0])?;
             if !(0.0..1.0).contains(&p.get()) {
-                return Err(format!("dropout probability p={} is outside [0, 1)", p.get()));
+                return Err(format!(
+                    "dropout probability p={} is outside [0, 1)",
+                    p.get()
+                ));
             }
             want_counter(ins.get(1))?;
             one(ins[0].clone())
         }
-        Op::RandomUniform { shape, low, high, .. } => {
+        Op::RandomUniform {
+            shape, low, high, ..
+        } => {
             want_counter(ins.first())?;
-            if !(low.get() <= high.get()) {
-                return Err(format!("low={} is not <= high={}", low.get(), high.get()));
+            if !low.get().is_finite() || !high.get().is_finite() || low.get() > high.get() {
+                return Err(format!(
+                    "low={} and high={} must be finite with low <= high",
+                    low.get(),
+                    high.get()
+                ));
             }
-            one(TensorType { dtype: DType::F32, shape: dims("shape", shape)? })
+            one(TensorType {
+                dtype: DType::F32,
+                shape: dims("shape", shape)?,
+            })
         }
-        Op::RandomNormal { shape, std, .. } => {
+        Op::RandomNormal {
+            shape, mean, std, ..
+        } => {
             want_counter(ins.first())?;
             want_nonneg("std", std.get())?;
-            one(TensorType { dtype: DType::F32, shape: dims("shape", shape)? })
+            if !mean.get().is_finite() || !std.get().is_finite() {
+                return Err(format!(
+                    "mean={} and std={} must be finite",
+                    mean.get(),
+                    std.get()
+                ));
+            }
+            one(TensorType {
+                dtype: DType::F32,
+                shape: dims("shape", shape)?,
+            })
         }
         Op::Bernoulli { .. } => {
             want_f32("probabilities", ins[0])?;
             want_counter(ins.get(1))?;
             one(ins[0].clone())
         }
-        Op::ReduceSum { axes, keepdims } | Op::ReduceMean { axes, keepdims } | Op::ReduceMax { axes, keepdims } => {
+        Op::ReduceSum { axes, keepdims }
+        | Op::ReduceMean { axes, keepdims }
+        | Op::ReduceMax { axes, keepdims } => {
             want_f32("input", ins[0])?;
             let axes = norm_axes(axes, ins[0].rank())?;
             let all = axes.is_empty();
-            if matches!(op, Op::ReduceMax { .. }) {
+            if !matches!(op, Op::ReduceSum { .. }) {
                 for (i, &d) in ins[0].shape.iter().enumerate() {
                     if d == 0 && (all || axes.contains(&i)) {
-                        return Err(format!("reduce_max over an empty axis {i} of {}", ins[0]));
+                        return Err(format!(
+                            "`{}` over the empty axis {i} of {}",
+                            op.name(),
+                            ins[0]
+                        ));
                     }
                 }
             }
@@ -150,7 +244,10 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
                     shape.push(d);
                 }
             }
-            one(TensorType { dtype: DType::F32, shape })
+            one(TensorType {
+                dtype: DType::F32,
+                shape,
+            })
         }
         Op::Argmax { axis, keepdims } => {
             if ins[0].dtype == DType::Bool {
@@ -166,16 +263,25 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
             } else {
                 shape.remove(a);
             }
-            one(TensorType { dtype: DType::I64, shape })
+            one(TensorType {
+                dtype: DType::I64,
+                shape,
+            })
         }
         Op::Reshape { shape } => reshape(ins[0], shape),
         Op::Transpose { perm } => {
             let r = ins[0].rank();
             let p = norm_axes(perm, r)?;
             if p.len() != r {
-                return Err(format!("perm {perm:?} is not a permutation of the {r} axes of {}", ins[0]));
+                return Err(format!(
+                    "perm {perm:?} is not a permutation of the {r} axes of {}",
+                    ins[0]
+                ));
             }
-            one(TensorType { dtype: ins[0].dtype, shape: p.iter().map(|&a| ins[0].shape[a]).collect() })
+            one(TensorType {
+                dtype: ins[0].dtype,
+                shape: p.iter().map(|&a| ins[0].shape[a]).collect(),
+            })
         }
         Op::Broadcast { shape } => {
             let target = dims("shape", shape)?;
@@ -183,28 +289,41 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
             if b != target {
                 return Err(format!("{} does not broadcast to {:?}", ins[0], shape));
             }
-            one(TensorType { dtype: ins[0].dtype, shape: target })
+            one(TensorType {
+                dtype: ins[0].dtype,
+                shape: target,
+            })
         }
         Op::Concat { axis } => {
             let a = norm_axis(*axis, ins[0].rank())?;
             let mut shape = ins[0].shape.clone();
             for (i, t) in ins.iter().enumerate().skip(1) {
                 let same_rest = t.rank() == ins[0].rank()
-                    && t.shape.iter().zip(&ins[0].shape).enumerate().all(|(j, (x, y))| j == a || x == y);
+                    && t.shape
+                        .iter()
+                        .zip(&ins[0].shape)
+                        .enumerate()
+                        .all(|(j, (x, y))| j == a || x == y);
                 if t.dtype != ins[0].dtype || !same_rest {
                     return Err(format!(
                         "input {i} is {t} but input 0 is {}: dtypes and all extents but axis {a} must match",
                         ins[0]
                     ));
                 }
-                shape[a] += t.shape[a];
+                shape[a] = shape[a]
+                    .checked_add(t.shape[a])
+                    .ok_or("concatenated extent overflows")?;
             }
-            one(TensorType { dtype: ins[0].dtype, shape })
+            one(TensorType {
+                dtype: ins[0].dtype,
+                shape,
+            })
         }
         Op::Split { axis, sizes } => {
             let a = norm_axis(*axis, ins[0].rank())?;
             let sizes = dims("sizes", sizes)?;
-            if sizes.is_empty() || sizes.iter().sum::<usize>() != ins[0].shape[a] {
+            let total = sizes.iter().try_fold(0usize, |acc, &s| acc.checked_add(s));
+            if sizes.is_empty() || total != Some(ins[0].shape[a]) {
                 return Err(format!(
                     "sizes {:?} do not sum to the extent {} of axis {a} of {}",
                     sizes.as_slice(),
@@ -217,11 +336,19 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
                 .map(|&s| {
                     let mut shape = ins[0].shape.clone();
                     shape[a] = s;
-                    TensorType { dtype: ins[0].dtype, shape }
+                    TensorType {
+                        dtype: ins[0].dtype,
+                        shape,
+                    }
                 })
                 .collect())
         }
-        Op::Slice { axes, starts, ends, steps } => {
+        Op::Slice {
+            axes,
+            starts,
+            ends,
+            steps,
+        } => {
             let t = ins[0];
             if starts.len() != axes.len() || ends.len() != axes.len() || steps.len() != axes.len() {
                 return Err(format!(
@@ -239,19 +366,34 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
                     return Err(format!("slice step {} on axis {a} must be >= 1", steps[i]));
                 }
                 let (s, e) = slice_bounds(starts[i], ends[i], t.shape[a]);
-                shape[a] = if e > s { (e - s).div_ceil(steps[i] as usize) } else { 0 };
+                shape[a] = if e > s {
+                    (e - s).div_ceil(steps[i] as usize)
+                } else {
+                    0
+                };
             }
-            one(TensorType { dtype: t.dtype, shape })
+            one(TensorType {
+                dtype: t.dtype,
+                shape,
+            })
         }
         Op::Pad { pads, .. } => {
             let t = ins[0];
             want_f32("input", t)?;
             if pads.len() != 2 * t.rank() {
-                return Err(format!("pads {pads:?} need {} entries (before and after per axis) for {t}", 2 * t.rank()));
+                return Err(format!(
+                    "pads {pads:?} need {} entries (before and after per axis) for {t}",
+                    2 * t.rank()
+                ));
             }
             let p = dims("pads", pads)?;
-            let shape = (0..t.rank()).map(|i| t.shape[i] + p[i] + p[i + t.rank()]).collect();
-            one(TensorType { dtype: t.dtype, shape })
+            let shape = (0..t.rank())
+                .map(|i| t.shape[i] + p[i] + p[i + t.rank()])
+                .collect();
+            one(TensorType {
+                dtype: t.dtype,
+                shape,
+            })
         }
         Op::Flatten { axis } => {
             let t = ins[0];
@@ -263,7 +405,10 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
             let a = a as usize;
             let outer = checked_numel(&t.shape[..a]).ok_or("shape overflows")?;
             let inner = checked_numel(&t.shape[a..]).ok_or("shape overflows")?;
-            one(TensorType { dtype: t.dtype, shape: smallvec![outer, inner] })
+            one(TensorType {
+                dtype: t.dtype,
+                shape: smallvec![outer, inner],
+            })
         }
         Op::Gather { axis } => {
             let (d, idx) = (ins[0], ins[1]);
@@ -274,7 +419,10 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
             let mut shape: Shape = d.shape[..a].into();
             shape.extend_from_slice(&idx.shape);
             shape.extend_from_slice(&d.shape[a + 1..]);
-            one(TensorType { dtype: d.dtype, shape })
+            one(TensorType {
+                dtype: d.dtype,
+                shape,
+            })
         }
         Op::OneHot { depth } => {
             if ins[0].dtype != DType::I64 {
@@ -285,7 +433,10 @@ pub fn infer(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
             }
             let mut shape = ins[0].shape.clone();
             shape.push(*depth as usize);
-            one(TensorType { dtype: DType::F32, shape })
+            one(TensorType {
+                dtype: DType::F32,
+                shape,
+            })
         }
     }
 }
@@ -305,7 +456,7 @@ fn want_rank(what: &str, t: &TensorType, r: usize) -> R<()> {
 }
 
 fn want_nonneg(what: &str, v: f32) -> R<()> {
-    if !(v >= 0.0) {
+    if v.is_nan() || v < 0.0 {
         return Err(format!("{what}={v} must be >= 0"));
     }
     Ok(())
@@ -313,9 +464,9 @@ fn want_nonneg(what: &str, v: f32) -> R<()> {
 
 fn want_counter(t: Option<&&TensorType>) -> R<()> {
     match t {
-        Some(t) if t.dtype != DType::I64 || t.rank() != 0 => {
-            Err(format!("the counter input must be an i64 scalar (i64[]), got {t}"))
-        }
+        Some(t) if t.dtype != DType::I64 || t.rank() != 0 => Err(format!(
+            "the counter input must be an i64 scalar (i64[]), got {t}"
+        )),
         _ => Ok(()),
     }
 }
@@ -327,10 +478,10 @@ fn dims(what: &str, v: &[i64]) -> R<Shape> {
         if d < 0 {
             return Err(format!("{what} {v:?} has a negative entry"));
         }
-        s.push(usize::try_from(d).map_err(|_| format!("{what} {v:?} is too large"))?);
-    }
-    if checked_numel(&s).is_none() {
-        return Err(format!("{what} {v:?} overflows"));
+        if d as u64 > MAX_EXTENT as u64 {
+            return Err(format!("{what} {v:?} has an entry above 2^32"));
+        }
+        s.push(d as usize);
     }
     Ok(s)
 }
@@ -370,8 +521,16 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> R<Shape> {
     let r = a.len().max(b.len());
     let mut out: Shape = smallvec![0; r];
     for i in 0..r {
-        let x = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
-        let y = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
+        let x = if i + a.len() >= r {
+            a[i + a.len() - r]
+        } else {
+            1
+        };
+        let y = if i + b.len() >= r {
+            b[i + b.len() - r]
+        } else {
+            1
+        };
         out[i] = match (x, y) {
             _ if x == y => x,
             (1, _) => y,
@@ -392,7 +551,9 @@ fn matmul(a: &TensorType, b: &TensorType) -> R<Vec<TensorType>> {
     want_f32("left input", a)?;
     want_f32("right input", b)?;
     if a.rank() < 2 || b.rank() < 2 {
-        return Err(format!("matmul needs rank >= 2 on both sides, got {a} and {b}"));
+        return Err(format!(
+            "matmul needs rank >= 2 on both sides, got {a} and {b}"
+        ));
     }
     let (m, k) = (a.shape[a.rank() - 2], a.shape[a.rank() - 1]);
     let (k2, n) = (b.shape[b.rank() - 2], b.shape[b.rank() - 1]);
@@ -403,7 +564,10 @@ fn matmul(a: &TensorType, b: &TensorType) -> R<Vec<TensorType>> {
         .map_err(|e| format!("batch axes of {a} and {b}: {e}"))?;
     shape.push(m);
     shape.push(n);
-    Ok(vec![TensorType { dtype: DType::F32, shape }])
+    Ok(vec![TensorType {
+        dtype: DType::F32,
+        shape,
+    }])
 }
 
 fn gemm(ins: &[&TensorType], ta: bool, tb: bool) -> R<Vec<TensorType>> {
@@ -412,8 +576,16 @@ fn gemm(ins: &[&TensorType], ta: bool, tb: bool) -> R<Vec<TensorType>> {
     want_f32("B", b)?;
     want_rank("A", a, 2)?;
     want_rank("B", b, 2)?;
-    let (m, k) = if ta { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
-    let (k2, n) = if tb { (b.shape[1], b.shape[0]) } else { (b.shape[0], b.shape[1]) };
+    let (m, k) = if ta {
+        (a.shape[1], a.shape[0])
+    } else {
+        (a.shape[0], a.shape[1])
+    };
+    let (k2, n) = if tb {
+        (b.shape[1], b.shape[0])
+    } else {
+        (b.shape[0], b.shape[1])
+    };
     if k != k2 {
         return Err(format!(
             "inner dimensions differ: A {a}{} x B {b}{} ({k} vs {k2})",
@@ -434,6 +606,9 @@ fn positive2(what: &str, v: [i64; 2]) -> R<[usize; 2]> {
     if v.iter().any(|&x| x < 1) {
         return Err(format!("{what} {v:?} must be >= 1"));
     }
+    if v.iter().any(|&x| x as u64 > MAX_EXTENT as u64) {
+        return Err(format!("{what} {v:?} has an entry above 2^32"));
+    }
     Ok([v[0] as usize, v[1] as usize])
 }
 
@@ -441,13 +616,31 @@ fn pads4(v: [i64; 4]) -> R<[usize; 4]> {
     if v.iter().any(|&x| x < 0) {
         return Err(format!("pad {v:?} must be >= 0"));
     }
+    if v.iter().any(|&x| x as u64 > MAX_EXTENT as u64) {
+        return Err(format!("pad {v:?} has an entry above 2^32"));
+    }
     Ok(v.map(|x| x as usize))
 }
 
 /// `(in + pads - dilation*(k-1) - 1) / stride + 1`, or an error when the window does not fit.
-fn window_out(axis: &str, input: usize, pads: usize, k: usize, stride: usize, dil: usize) -> R<usize> {
-    let span = dil.saturating_mul(k - 1).saturating_add(1);
-    let padded = input.saturating_add(pads);
+fn window_out(
+    axis: &str,
+    input: usize,
+    pads: usize,
+    k: usize,
+    stride: usize,
+    dil: usize,
+) -> R<usize> {
+    let Some(span) = dil
+        .checked_mul(k - 1)
+        .map(|v| v + 1)
+        .filter(|&v| v <= MAX_EXTENT)
+    else {
+        return Err(format!(
+            "{axis}: kernel {k} with dilation {dil} spans more than 2^32"
+        ));
+    };
+    let padded = input + pads;
     if span > padded {
         return Err(format!(
             "{axis}: window of {span} (kernel {k}, dilation {dil}) is larger than the padded input {padded}"
@@ -456,7 +649,13 @@ fn window_out(axis: &str, input: usize, pads: usize, k: usize, stride: usize, di
     Ok((padded - span) / stride + 1)
 }
 
-fn conv2d(ins: &[&TensorType], stride: [i64; 2], pad: [i64; 4], dilation: [i64; 2], groups: i64) -> R<Vec<TensorType>> {
+fn conv2d(
+    ins: &[&TensorType],
+    stride: [i64; 2],
+    pad: [i64; 4],
+    dilation: [i64; 2],
+    groups: i64,
+) -> R<Vec<TensorType>> {
     let (x, w) = (ins[0], ins[1]);
     want_f32("input", x)?;
     want_f32("weight", w)?;
@@ -465,15 +664,17 @@ fn conv2d(ins: &[&TensorType], stride: [i64; 2], pad: [i64; 4], dilation: [i64; 
     let s = positive2("stride", stride)?;
     let d = positive2("dilation", dilation)?;
     let p = pads4(pad)?;
-    if groups < 1 {
-        return Err(format!("groups={groups} must be >= 1"));
+    if groups < 1 || groups as u64 > MAX_EXTENT as u64 {
+        return Err(format!("groups={groups} must be in 1..=2^32"));
     }
     let g = groups as usize;
     let (cin, cout) = (x.shape[1], w.shape[0]);
     if cin % g != 0 || cout % g != 0 {
-        return Err(format!("groups={g} must divide input channels {cin} and output channels {cout}"));
+        return Err(format!(
+            "groups={g} must divide input channels {cin} and output channels {cout}"
+        ));
     }
-    if w.shape[1] * g != cin {
+    if w.shape[1].checked_mul(g) != Some(cin) {
         return Err(format!(
             "input {x} has {cin} channels, weight {w} expects {}",
             w.shape[1] * g
@@ -508,18 +709,23 @@ fn conv_transpose2d(
     let s = positive2("stride", stride)?;
     let d = positive2("dilation", dilation)?;
     let p = pads4(pad)?;
-    if groups < 1 {
-        return Err(format!("groups={groups} must be >= 1"));
+    if groups < 1 || groups as u64 > MAX_EXTENT as u64 {
+        return Err(format!("groups={groups} must be in 1..=2^32"));
     }
     let g = groups as usize;
     let cin = x.shape[1];
     if w.shape[0] != cin {
-        return Err(format!("input {x} has {cin} channels, weight {w} expects {}", w.shape[0]));
+        return Err(format!(
+            "input {x} has {cin} channels, weight {w} expects {}",
+            w.shape[0]
+        ));
     }
     if cin % g != 0 {
         return Err(format!("groups={g} must divide input channels {cin}"));
     }
-    let cout = w.shape[1] * g;
+    let cout = w.shape[1]
+        .checked_mul(g)
+        .ok_or_else(|| format!("output channels of weight {w} with groups={g} overflow"))?;
     if let Some(b) = ins.get(2)
         && (b.dtype != DType::F32 || b.shape.as_slice() != [cout])
     {
@@ -537,12 +743,21 @@ fn conv_transpose2d(
         if k == 0 {
             return Err(format!("weight {w} has an empty kernel"));
         }
-        let full = (x.shape[2 + i].saturating_sub(1)) * s[i] + d[i] * (k - 1) + op as usize + 1;
+        let axis = ["height", "width"][i];
+        if x.shape[2 + i] == 0 {
+            return Err(format!("input {x} is empty along the {axis}"));
+        }
+        let full = (x.shape[2 + i] - 1)
+            .checked_mul(s[i])
+            .and_then(|a| a.checked_add(d[i].checked_mul(k - 1)?))
+            .and_then(|a| a.checked_add(op as usize + 1))
+            .filter(|&f| f <= MAX_EXTENT)
+            .ok_or_else(|| format!("{axis}: the output extent exceeds 2^32"))?;
         let cut = p[i] + p[i + 2];
-        if x.shape[2 + i] == 0 || cut >= full {
+        if cut >= full {
             return Err(format!(
                 "{}: padding {cut} removes the whole output of {full}",
-                ["height", "width"][i]
+                axis
             ));
         }
         out[i] = full - cut;
@@ -556,8 +771,15 @@ fn pool2d(x: &TensorType, kernel: [i64; 2], stride: [i64; 2], pad: [i64; 4]) -> 
     let k = positive2("kernel", kernel)?;
     let s = positive2("stride", stride)?;
     let p = pads4(pad)?;
+    if x.shape[2] == 0 || x.shape[3] == 0 {
+        return Err(format!(
+            "input {x} has an empty spatial axis: every window would be padding"
+        ));
+    }
     if p[0] >= k[0] || p[2] >= k[0] || p[1] >= k[1] || p[3] >= k[1] {
-        return Err(format!("pad {pad:?} must be smaller than the kernel {kernel:?}"));
+        return Err(format!(
+            "pad {pad:?} must be smaller than the kernel {kernel:?}"
+        ));
     }
     let oh = window_out("height", x.shape[2], p[0] + p[2], k[0], s[0], 1)?;
     let ow = window_out("width", x.shape[3], p[1] + p[3], k[1], s[1], 1)?;
@@ -597,14 +819,21 @@ fn reshape(t: &TensorType, shape: &[i64]) -> R<Vec<TensorType>> {
     let known = checked_numel(&out).ok_or_else(|| format!("shape {shape:?} overflows"))?;
     let total = t.numel();
     if let Some(i) = infer_at {
-        if known == 0 || total % known != 0 {
-            return Err(format!("cannot reshape {t} ({total} elements) to {shape:?}"));
+        if known == 0 || !total.is_multiple_of(known) {
+            return Err(format!(
+                "cannot reshape {t} ({total} elements) to {shape:?}"
+            ));
         }
         out[i] = total / known;
     } else if known != total {
-        return Err(format!("cannot reshape {t} ({total} elements) to {shape:?} ({known} elements)"));
+        return Err(format!(
+            "cannot reshape {t} ({total} elements) to {shape:?} ({known} elements)"
+        ));
     }
-    Ok(vec![TensorType { dtype: t.dtype, shape: out }])
+    Ok(vec![TensorType {
+        dtype: t.dtype,
+        shape: out,
+    }])
 }
 
 #[cfg(test)]
@@ -618,18 +847,40 @@ mod tests {
 
     #[test]
     fn conv_channels_error_names_shapes() {
-        let op = Op::Conv2d { stride: [1, 1], pad: [0; 4], dilation: [1, 1], groups: 1 };
+        let op = Op::Conv2d {
+            stride: [1, 1],
+            pad: [0; 4],
+            dilation: [1, 1],
+            groups: 1,
+        };
         let e = infer(&op, &[&f(&[1, 3, 8, 8]), &f(&[4, 1, 3, 3])]).unwrap_err();
-        assert_eq!(e, "input f32[1,3,8,8] has 3 channels, weight f32[4,1,3,3] expects 1");
+        assert_eq!(
+            e,
+            "input f32[1,3,8,8] has 3 channels, weight f32[4,1,3,3] expects 1"
+        );
         let out = infer(&op, &[&f(&[1, 3, 8, 8]), &f(&[4, 3, 3, 3])]).unwrap();
         assert_eq!(out[0], f(&[1, 4, 6, 6]));
     }
 
     #[test]
     fn broadcast_rules() {
-        assert_eq!(broadcast_shapes(&[2, 1, 4], &[3, 1]).unwrap().as_slice(), &[2, 3, 4]);
-        assert!(broadcast_shapes(&[2, 3], &[4]).unwrap_err().contains("do not broadcast"));
-        let e = infer(&Op::Dropout { p: Float(1.0), seed: 0 }, &[&f(&[2])]).unwrap_err();
+        assert_eq!(
+            broadcast_shapes(&[2, 1, 4], &[3, 1]).unwrap().as_slice(),
+            &[2, 3, 4]
+        );
+        assert!(
+            broadcast_shapes(&[2, 3], &[4])
+                .unwrap_err()
+                .contains("do not broadcast")
+        );
+        let e = infer(
+            &Op::Dropout {
+                p: Float(1.0),
+                seed: 0,
+            },
+            &[&f(&[2])],
+        )
+        .unwrap_err();
         assert!(e.contains("outside [0, 1)"), "{e}");
     }
 }

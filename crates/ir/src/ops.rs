@@ -434,11 +434,18 @@ mod tests {
         let op = OpKind::Conv2d.default_op().unwrap();
         assert_eq!(
             op,
-            Op::Conv2d { stride: [1, 1], pad: [0; 4], dilation: [1, 1], groups: 1 }
+            Op::Conv2d {
+                stride: [1, 1],
+                pad: [0; 4],
+                dilation: [1, 1],
+                groups: 1
+            }
         );
         let e = OpKind::MaxPool2d.default_op().unwrap_err();
         assert!(e.contains("missing attribute `kernel`"), "{e}");
-        let e = OpKind::Relu.with_attrs(&[("x".into(), AttrValue::Int(1))]).unwrap_err();
+        let e = OpKind::Relu
+            .with_attrs(&[("x".into(), AttrValue::Int(1))])
+            .unwrap_err();
         assert!(e.contains("unknown attribute `x` for `relu`"), "{e}");
         let e = OpKind::Conv2d
             .with_attrs(&[("stride".into(), AttrValue::Ints(vec![1]))])

@@ -69,7 +69,10 @@ impl Tensor {
                 got: data.len(),
             });
         }
-        Ok(Tensor { shape: shape.into(), data })
+        Ok(Tensor {
+            shape: shape.into(),
+            data,
+        })
     }
 
     /// An `f32` tensor. Panics if `data.len()` does not match `shape`: for literals in code
@@ -101,7 +104,10 @@ impl Tensor {
             DType::I64 => TensorData::I64(vec![0; n]),
             DType::Bool => TensorData::Bool(vec![false; n]),
         };
-        Tensor { shape: ty.shape.clone(), data }
+        Tensor {
+            shape: ty.shape.clone(),
+            data,
+        }
     }
 
     /// An `f32` tensor with every element `v`.
@@ -122,7 +128,10 @@ impl Tensor {
 
     /// Dtype and shape together.
     pub fn ty(&self) -> TensorType {
-        TensorType { dtype: self.dtype(), shape: self.shape.clone() }
+        TensorType {
+            dtype: self.dtype(),
+            shape: self.shape.clone(),
+        }
     }
 
     /// Number of elements.

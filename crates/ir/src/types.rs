@@ -98,7 +98,10 @@ pub struct TensorType {
 impl TensorType {
     /// A tensor type from a dtype and extents.
     pub fn new(dtype: DType, shape: &[usize]) -> TensorType {
-        TensorType { dtype, shape: shape.into() }
+        TensorType {
+            dtype,
+            shape: shape.into(),
+        }
     }
 
     /// An `f32` tensor type.

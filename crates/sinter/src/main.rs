@@ -1,0 +1,109 @@
+//! The `sinter` command: check, print and run graphs in the `.sir` text format.
+
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "sinter",
+    version,
+    about = "Sinter: a compiled graph IR and kernel generator for neural networks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and verify a graph; prints nothing and exits 0 when it is well-formed.
+    Check {
+        /// The `.sir` file.
+        file: PathBuf,
+    },
+    /// Print a graph in canonical form.
+    Print {
+        /// The `.sir` file.
+        file: PathBuf,
+    },
+    /// Run a graph on the reference interpreter.
+    Run {
+        /// The `.sir` file.
+        file: PathBuf,
+        /// An `.npz` archive with one array per graph input (data and parameters), by name.
+        #[arg(long)]
+        inputs: Option<PathBuf>,
+        /// Where to write the outputs, an `.npz` archive keyed by output name. Without it,
+        /// each output's type and first values are printed.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The end-to-end demo on the embedded digits.
+    Demo {
+        /// Seed for the parameter initialisation.
+        #[arg(long, default_value_t = 0)]
+        seed: i64,
+    },
+}
+
+fn load(file: &Path) -> Result<sinter::ir::Graph, String> {
+    let src = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    sinter::ir::parse(&src).map_err(|e| format!("{}:{e}", file.display()))
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Check { file } => load(&file).map(|_| ()),
+        Command::Print { file } => {
+            print!("{}", sinter::ir::print(&load(&file)?));
+            Ok(())
+        }
+        Command::Run { file, inputs, out } => {
+            let g = load(&file)?;
+            let feeds = match inputs {
+                Some(p) => sinter::npz::read_npz(&p)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .collect(),
+                None => Default::default(),
+            };
+            let outs =
+                sinter::interp::run(&g, &feeds).map_err(|e| format!("{}: {e}", file.display()))?;
+            match out {
+                Some(p) => sinter::npz::write_npz(&p, outs.iter().map(|(n, t)| (n.as_str(), t)))
+                    .map_err(|e| e.to_string()),
+                None => {
+                    for (name, t) in &outs {
+                        println!("%{name}: {} = {}", t.ty(), preview(t));
+                    }
+                    Ok(())
+                }
+            }
+        }
+        Command::Demo { seed } => {
+            print!("{}", sinter::demo::run(seed)?.render());
+            Ok(())
+        }
+    }
+}
+
+/// The first few elements of a tensor, for the terminal.
+fn preview(t: &sinter::ir::Tensor) -> String {
+    let lit = sinter::ir::text::print_tensor_literal(t);
+    if lit.len() > 200 {
+        format!("{}...", &lit[..lit.floor_char_boundary(200)])
+    } else {
+        lit
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The `sinter` command end to end: exit codes, output and error messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sinter(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sinter"))
+        .args(args)
+        .output()
+        .expect("run sinter")
+}
+
+fn tmp(name: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sinter-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, contents).unwrap();
+    p
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const MLP: &str = "graph @m {\n  input %x: f32[2,2]\n  param %w: f32[2,2]\n  %y = matmul(%x, %w)\n  %r = relu(%y)\n  output %r\n}\n";
+
+#[test]
+fn check_accepts_and_rejects() {
+    let good = tmp("good.sir", MLP);
+    let out = sinter(&["check", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+
+    let bad = tmp(
+        "bad.sir",
+        &MLP.replace("param %w: f32[2,2]", "param %w: f32[3,2]"),
+    );
+    let out = sinter(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.sir:4:"), "{err}");
+    assert!(
+        err.contains("%y = matmul(%x, %w): inner dimensions differ"),
+        "{err}"
+    );
+
+    let unknown = tmp("unknown.sir", &MLP.replace("relu", "relux"));
+    let err = text(&sinter(&["check", unknown.to_str().unwrap()]).stderr);
+    assert!(err.contains("unknown op `relux`"), "{err}");
+
+    let garbage = tmp("garbage.sir", "graph @m { input %x: f32[2 }");
+    let out = sinter(&["check", garbage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("garbage.sir:1:"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = sinter(&["check", "/nonexistent/file.sir"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/nonexistent/file.sir"));
+}
+
+#[test]
+fn print_is_canonical() {
+    let p = tmp("print.sir", MLP);
+    let out = sinter(&["print", p.to_str().unwrap()]);
+    assert!(out.status.success());
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains("%y: f32[2,2] = matmul(%x, %w)"),
+        "{printed}"
+    );
+    let again = tmp("print2.sir", &printed);
+    assert_eq!(
+        text(&sinter(&["print", again.to_str().unwrap()]).stdout),
+        printed
+    );
+}
+
+fn write_inputs(path: &Path, arrays: &[(&str, &[usize], Vec<f32>)]) {
+    let tensors: Vec<(String, sinter::ir::Tensor)> = arrays
+        .iter()
+        .map(|(n, s, v)| (n.to_string(), sinter::ir::Tensor::from_f32(s, v.clone())))
+        .collect();
+    sinter::npz::write_npz(path, tensors.iter().map(|(n, t)| (n.as_str(), t))).unwrap();
+}
+
+#[test]
+fn run_reads_and_writes_npz() {
+    let g = tmp("run.sir", MLP);
+    let dir = g.parent().unwrap().to_path_buf();
+    let inputs = dir.join("in.npz");
+    write_inputs(
+        &inputs,
+        &[
+            ("x", &[2, 2], vec![1.0, 0.0, 0.0, -1.0]),
+            ("w", &[2, 2], vec![1.0, 2.0, 3.0, 4.0]),
+        ],
+    );
+    let out_path = dir.join("out.npz");
+    let out = sinter(&[
+        "run",
+        g.to_str().unwrap(),
+        "--inputs",
+        inputs.to_str().unwrap(),
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let outs = sinter::npz::read_npz(&out_path).unwrap();
+    // [[1, 0], [0, -1]] @ [[1, 2], [3, 4]] = [[1, 2], [-3, -4]]; relu -> [[1, 2], [0, 0]].
+    assert_eq!(outs["r"].as_f32().unwrap(), &[1.0, 2.0, 0.0, 0.0]);
+    assert_eq!(outs["r"].shape(), &[2, 2]);
+}
+
+#[test]
+fn run_reports_missing_and_misshapen_inputs() {
+    let g = tmp("run2.sir", MLP);
+    let dir = g.parent().unwrap().to_path_buf();
+    let missing = dir.join("missing.npz");
+    write_inputs(&missing, &[("x", &[2, 2], vec![0.0; 4])]);
+    let out = sinter(&[
+        "run",
+        g.to_str().unwrap(),
+        "--inputs",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("missing input `%w`"), "{err}");
+
+    let wrong = dir.join("wrong.npz");
+    write_inputs(
+        &wrong,
+        &[("x", &[2, 3], vec![0.0; 6]), ("w", &[2, 2], vec![0.0; 4])],
+    );
+    let err = text(
+        &sinter(&[
+            "run",
+            g.to_str().unwrap(),
+            "--inputs",
+            wrong.to_str().unwrap(),
+        ])
+        .stderr,
+    );
+    assert!(
+        err.contains("input `%x` expects f32[2,2], got f32[2,3]"),
+        "{err}"
+    );
+
+    let out = sinter(&["run", g.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("missing input `%x`"));
+}
+
+#[test]
+fn demo_runs_the_example() {
+    let out = sinter(&["demo"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("LeNet (ir-spec/examples/lenet.sir)"), "{s}");
+    assert!(s.contains("cross-entropy loss"), "{s}");
+    // 16 prediction rows follow the header.
+    assert_eq!(
+        s.lines()
+            .filter(|l| l
+                .trim_start()
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit()))
+            .count(),
+        17,
+        "{s}"
+    );
+}
