@@ -1,0 +1,1 @@
+//! Cranelift code generation from the loop-nest IR.

@@ -1,0 +1,1 @@
+//! Lowering of IR graphs to the loop-nest IR: fusion, scheduling, layouts.

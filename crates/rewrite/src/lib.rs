@@ -1,0 +1,1 @@
+//! Equality-saturation optimiser (egg): verified rewrite rules, cost model, DAG-aware extraction.

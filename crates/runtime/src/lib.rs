@@ -1,0 +1,1 @@
+//! Compiled executables: memory planning, threads, safe run API.
