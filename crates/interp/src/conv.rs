@@ -86,6 +86,52 @@ pub(crate) fn conv2d(
     Ok(y)
 }
 
+/// Weight gradient of `conv2d`: `dw[co, c, ky, kx]` sums `dy[n, co, oy, ox]` times the input
+/// element that weight tap multiplied in the forward pass (none in the padding).
+pub(crate) fn conv2d_weight_grad(
+    x: &Tensor,
+    dy: &Tensor,
+    out: &TensorType,
+    win: &Window,
+    groups: usize,
+) -> Result<Vec<f32>, String> {
+    let (xv, dyv) = (f32s(x)?, f32s(dy)?);
+    let xd = dims4(x.shape())?;
+    let od = dims4(dy.shape())?;
+    let wd = dims4(&out.shape)?;
+    let [n, _, h, wid] = xd;
+    let [_, _, oh, ow] = od;
+    let [c_out, c_in_group, kh, kw] = wd;
+    let c_out_group = c_out / groups;
+    let mut dw = Vec::with_capacity(out.numel());
+    for co in 0..c_out {
+        let group = co / c_out_group;
+        for cl in 0..c_in_group {
+            let ci = group * c_in_group + cl;
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let mut acc = 0.0f32;
+                    for b in 0..n {
+                        for oy in 0..oh {
+                            let Some(iy) = tap(oy, ky, 0, win, h) else {
+                                continue;
+                            };
+                            for ox in 0..ow {
+                                let Some(ix) = tap(ox, kx, 1, win, wid) else {
+                                    continue;
+                                };
+                                acc += dyv[at4(od, [b, co, oy, ox])] * xv[at4(xd, [b, ci, iy, ix])];
+                            }
+                        }
+                    }
+                    dw.push(acc);
+                }
+            }
+        }
+    }
+    Ok(dw)
+}
+
 /// Transposed convolution of NCHW `x` with `w: [C_in, C_out/groups, kH, kW]`, plus optional
 /// bias, as a scatter: input pixel `(iy, ix)` of channel `ci` adds `x * w[ci, co, ky, kx]` to
 /// output pixel `(iy*stride - pad_top + ky*dilation, ...)` of each channel `co` of its group,

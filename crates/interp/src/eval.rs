@@ -149,6 +149,23 @@ fn eval_data(op: &Op, ins: &[&Tensor], outs: &[TensorType]) -> Result<Vec<Tensor
                 *groups as usize,
             ))
         }
+        Op::Conv2dWeightGrad {
+            kernel: _,
+            stride,
+            pad,
+            dilation,
+            groups,
+        } => {
+            // The kernel size is the output's; `out` already has it.
+            let win = Window::new(*stride, *pad, *dilation);
+            f32_out(conv::conv2d_weight_grad(
+                ins[0],
+                ins[1],
+                out,
+                &win,
+                *groups as usize,
+            ))
+        }
         Op::ConvTranspose2d {
             stride,
             pad,
@@ -195,6 +212,36 @@ fn eval_data(op: &Op, ins: &[&Tensor], outs: &[TensorType]) -> Result<Vec<Tensor
                 kernel.map(|k| k as usize),
                 &win,
                 Pool::Avg(*count_include_pad),
+            ))
+        }
+        Op::MaxPool2dGrad {
+            kernel,
+            stride,
+            pad,
+        } => {
+            let win = Window::new(*stride, *pad, [1, 1]);
+            f32_out(pool::pool2d_grad(
+                ins[0],
+                ins[1],
+                kernel.map(|k| k as usize),
+                &win,
+                Pool::Max,
+            ))
+        }
+        Op::AvgPool2dGrad {
+            kernel,
+            stride,
+            pad,
+            count_include_pad,
+        } => {
+            let win = Window::new(*stride, *pad, [1, 1]);
+            let pool = Pool::Avg(*count_include_pad);
+            f32_out(pool::pool2d_grad(
+                ins[0],
+                ins[1],
+                kernel.map(|k| k as usize),
+                &win,
+                pool,
             ))
         }
         Op::GlobalAvgPool {} => f32_out(pool::global_avg_pool(ins[0])),
@@ -308,6 +355,15 @@ fn eval_data(op: &Op, ins: &[&Tensor], outs: &[TensorType]) -> Result<Vec<Tensor
             ins[1],
             norm_axis(*axis, ins[0].shape().len())?,
         )),
+        Op::ScatterAdd { axis, extent: _ } => {
+            let rank = out.shape.len();
+            f32_out(movement::scatter_add(
+                ins[0],
+                ins[1],
+                norm_axis(*axis, rank)?,
+                out,
+            ))
+        }
         Op::OneHot { depth } => f32_out(movement::one_hot(ins[0], *depth as usize)),
     }
 }

@@ -122,6 +122,34 @@ pub(crate) fn gather(data: &Tensor, indices: &Tensor, axis: usize) -> Result<Ten
     Ok(take(data.data(), &src))
 }
 
+/// The adjoint of [`gather`]: zeros of `out`'s shape, then each slice of `updates` added at
+/// its index along `axis` (negative indices count from the end; repeats accumulate).
+pub(crate) fn scatter_add(
+    indices: &Tensor,
+    updates: &Tensor,
+    axis: usize,
+    out: &TensorType,
+) -> Result<Vec<f32>, String> {
+    let (outer, extent, inner) = split_at_axis(&out.shape, axis);
+    let uv = f32s(updates)?;
+    let iv = i64s(indices)?;
+    let mut y = vec![0.0f32; out.numel()];
+    for (pos, &i) in iv.iter().enumerate() {
+        let row = if i < 0 { i + extent as i64 } else { i };
+        if row < 0 || row >= extent as i64 {
+            return Err(format!(
+                "scatter_add index {i} (element {pos} of the indices) is out of range for axis {axis} of extent {extent}"
+            ));
+        }
+        for o in 0..outer {
+            for k in 0..inner {
+                y[(o * extent + row as usize) * inner + k] += uv[(o * iv.len() + pos) * inner + k];
+            }
+        }
+    }
+    Ok(y)
+}
+
 /// f32 one-hot rows of length `depth`; an index outside `0..depth` gives an all-zero row.
 pub(crate) fn one_hot(indices: &Tensor, depth: usize) -> Result<Vec<f32>, String> {
     let iv = i64s(indices)?;

@@ -68,6 +68,69 @@ pub(crate) fn pool2d(
     Ok(y)
 }
 
+/// Gradient of a pooling: routes each window's `dy` back to `x`'s shape. Max pooling sends it
+/// to the window's first maximal real element (row-major; NaN counts as maximal, as in
+/// the forward op); average pooling spreads `dy / divisor` over the window's real elements.
+pub(crate) fn pool2d_grad(
+    x: &Tensor,
+    dy: &Tensor,
+    kernel: [usize; 2],
+    win: &Window,
+    pool: Pool,
+) -> Result<Vec<f32>, String> {
+    let (xv, dyv) = (f32s(x)?, f32s(dy)?);
+    let xd = dims4(x.shape())?;
+    let od = dims4(dy.shape())?;
+    let [n, c, h, w] = xd;
+    let [_, _, oh, ow] = od;
+    let mut dx = vec![0.0f32; xv.len()];
+    for b in 0..n {
+        for ch in 0..c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let g = dyv[at4(od, [b, ch, oy, ox])];
+                    let mut real = Vec::new();
+                    for ky in 0..kernel[0] {
+                        let Some(iy) = tap(oy, ky, 0, win, h) else {
+                            continue;
+                        };
+                        for kx in 0..kernel[1] {
+                            if let Some(ix) = tap(ox, kx, 1, win, w) {
+                                real.push(at4(xd, [b, ch, iy, ix]));
+                            }
+                        }
+                    }
+                    match pool {
+                        Pool::Max => {
+                            // The first element that the forward max would return.
+                            let mut best = real[0];
+                            for &i in &real[1..] {
+                                let (v, m) = (xv[i], xv[best]);
+                                if !m.is_nan() && (v.is_nan() || v > m) {
+                                    best = i;
+                                }
+                            }
+                            dx[best] += g;
+                        }
+                        Pool::Avg(include_pad) => {
+                            let div = if include_pad {
+                                padded_count(oy, kernel[0], 0, win, h)
+                                    * padded_count(ox, kernel[1], 1, win, w)
+                            } else {
+                                real.len()
+                            };
+                            for &i in &real {
+                                dx[i] += g / div as f32;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(dx)
+}
+
 /// How many of the `k` window positions along `axis` lie inside the padded input
 /// `-pad_before..extent + pad_after` (all of them for the windows shape inference allows).
 fn padded_count(o: usize, k: usize, axis: usize, win: &Window, extent: usize) -> usize {

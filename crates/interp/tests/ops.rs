@@ -42,6 +42,10 @@ const TESTED: &[OpKind] = &[
     OpKind::MaxPool2d,
     OpKind::AvgPool2d,
     OpKind::GlobalAvgPool,
+    OpKind::MaxPool2dGrad,
+    OpKind::AvgPool2dGrad,
+    OpKind::Conv2dWeightGrad,
+    OpKind::ScatterAdd,
     OpKind::BatchNorm,
     OpKind::BatchNormTrain,
     OpKind::Softmax,
@@ -1271,4 +1275,160 @@ fn eval_op_rejects_inconsistent_calls() {
     )
     .unwrap_err();
     assert!(e.contains("must be f32"), "{e}");
+}
+
+// ---------------------------------------------------------------- gradient ops
+
+#[test]
+fn max_pool2d_grad_routes_to_the_first_max() {
+    // 1x1x3x3 input, 2x2 windows, stride 1: windows overlap. x has a tie in the first window
+    // (5 at (0,1) and (1,0)): the first in row-major order wins.
+    let x = f(&[1, 1, 3, 3], &[1., 5., 2., 5., 0., 3., 4., 6., 1.]);
+    let dy = f(&[1, 1, 2, 2], &[1., 10., 100., 1000.]);
+    let op = Op::MaxPool2dGrad {
+        kernel: [2, 2],
+        stride: [1, 1],
+        pad: [0; 4],
+    };
+    // Window (0,0) = {1,5,5,0} -> (0,1); window (0,1) = {5,2,0,3} -> (0,1);
+    // window (1,0) = {5,0,4,6} -> (2,1); window (1,1) = {0,3,6,1} -> (2,1).
+    assert_f32(
+        &eval1(op, &[&x, &dy]),
+        &[1, 1, 3, 3],
+        &[0., 11., 0., 0., 0., 0., 0., 1100., 0.],
+    );
+}
+
+#[test]
+fn avg_pool2d_grad_is_the_adjoint_of_avg_pool2d() {
+    let mut r = XorShift(0x5eed_0001);
+    for (pad, include) in [([0; 4], false), ([1, 1, 0, 1], false), ([1, 0, 1, 1], true)] {
+        let x = r.tensor(&[2, 3, 5, 4]);
+        let fwd = Op::AvgPool2d {
+            kernel: [2, 3],
+            stride: [2, 1],
+            pad,
+            count_include_pad: include,
+        };
+        let y = eval1(fwd, &[&x]);
+        let dy = r.tensor(y.shape());
+        let bwd = Op::AvgPool2dGrad {
+            kernel: [2, 3],
+            stride: [2, 1],
+            pad,
+            count_include_pad: include,
+        };
+        let dx = eval1(bwd, &[&x, &dy]);
+        // avg_pool is linear: <pool(x), dy> == <x, pool_grad(dy)>.
+        let (l, rr) = (dot(&y, &dy), dot(&x, &dx));
+        assert!(
+            (l - rr).abs() <= 1e-4 * (1.0 + l.abs()),
+            "{l} vs {rr} (pad {pad:?})"
+        );
+    }
+    // By hand: 1x1x2x2 input, one 2x2 window: the gradient 4 spreads as 1 per element.
+    let op = Op::AvgPool2dGrad {
+        kernel: [2, 2],
+        stride: [2, 2],
+        pad: [0; 4],
+        count_include_pad: false,
+    };
+    assert_f32(
+        &eval1(op, &[&f(&[1, 1, 2, 2], &[0.; 4]), &f(&[1, 1, 1, 1], &[4.])]),
+        &[1, 1, 2, 2],
+        &[1.; 4],
+    );
+}
+
+#[test]
+fn conv2d_weight_grad_is_the_adjoint_in_the_weight() {
+    let mut r = XorShift(0x5eed_0002);
+    let cases: [([i64; 2], [i64; 4], [i64; 2], i64, [usize; 4], [usize; 4]); 4] = [
+        ([1, 1], [0; 4], [1, 1], 1, [2, 3, 5, 5], [4, 3, 3, 3]),
+        ([2, 2], [1, 1, 1, 1], [1, 1], 1, [1, 2, 7, 6], [3, 2, 3, 2]),
+        ([1, 2], [0, 2, 1, 0], [2, 1], 2, [2, 4, 6, 7], [6, 2, 2, 3]),
+        ([3, 1], [1, 0, 0, 1], [1, 2], 4, [1, 4, 8, 8], [8, 1, 3, 3]),
+    ];
+    for (stride, pad, dilation, groups, xs, ws) in cases {
+        let x = r.tensor(&xs);
+        let w = r.tensor(&ws);
+        let y = eval1(
+            Op::Conv2d {
+                stride,
+                pad,
+                dilation,
+                groups,
+            },
+            &[&x, &w],
+        );
+        let dy = r.tensor(y.shape());
+        let kernel = [ws[2] as i64, ws[3] as i64];
+        let dw = eval1(
+            Op::Conv2dWeightGrad {
+                kernel,
+                stride,
+                pad,
+                dilation,
+                groups,
+            },
+            &[&x, &dy],
+        );
+        assert_eq!(dw.shape(), w.shape());
+        // conv2d is linear in w: <conv(x, w), dy> == <w, dw>.
+        let (l, rr) = (dot(&y, &dy), dot(&w, &dw));
+        assert!((l - rr).abs() <= 1e-4 * (1.0 + l.abs()), "{l} vs {rr}");
+    }
+    // By hand: the textbook image again, with dy = all ones over the 3x3 output: each weight
+    // tap's gradient is the sum of the 3x3 input patch it sees.
+    let x = f(
+        &[1, 1, 5, 5],
+        &[
+            1., 1., 1., 0., 0., 0., 1., 1., 1., 0., 0., 0., 1., 1., 1., 0., 0., 1., 1., 0., 0., 1.,
+            1., 0., 0.,
+        ],
+    );
+    let dy = f(&[1, 1, 3, 3], &[1.; 9]);
+    let op = Op::Conv2dWeightGrad {
+        kernel: [3, 3],
+        stride: [1, 1],
+        pad: [0; 4],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    assert_f32(
+        &eval1(op, &[&x, &dy]),
+        &[1, 1, 3, 3],
+        &[6., 7., 6., 4., 7., 7., 4., 6., 6.],
+    );
+}
+
+#[test]
+fn scatter_add_is_the_adjoint_of_gather() {
+    // By hand: rows [1, 0, 1, -1] of a 3-row result; row 1 receives two updates.
+    let idx = i(&[4], &[1, 0, 1, -1]);
+    let upd = f(&[4, 2], &[1., 2., 3., 4., 5., 6., 7., 8.]);
+    let y = eval1(Op::ScatterAdd { axis: 0, extent: 3 }, &[&idx, &upd]);
+    assert_f32(&y, &[3, 2], &[3., 4., 6., 8., 7., 8.]);
+    // Adjoint on a middle axis with 2-D indices: <gather(d, i), u> == <d, scatter_add(i, u)>.
+    let mut r = XorShift(0x5eed_0003);
+    let d = r.tensor(&[2, 5, 3]);
+    let ix = i(&[2, 3], &[4, 0, -1, 2, 2, 1]);
+    let g = eval1(Op::Gather { axis: 1 }, &[&d, &ix]);
+    let u = r.tensor(g.shape());
+    let s = eval1(Op::ScatterAdd { axis: 1, extent: 5 }, &[&ix, &u]);
+    assert_eq!(s.shape(), d.shape());
+    let (l, rr) = (dot(&g, &u), dot(&d, &s));
+    assert!((l - rr).abs() <= 1e-5 * (1.0 + l.abs()), "{l} vs {rr}");
+    // Out of range is an error, not a panic.
+    let e = try_eval(
+        &Op::ScatterAdd { axis: 0, extent: 3 },
+        &[&i(&[1], &[3]), &f(&[1, 2], &[0., 0.])],
+    )
+    .unwrap_err();
+    assert!(
+        e.contains(
+            "scatter_add index 3 (element 0 of the indices) is out of range for axis 0 of extent 3"
+        ),
+        "{e}"
+    );
 }

@@ -119,6 +119,74 @@ fn rules(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
             dilation,
             groups,
         } => conv2d(ins, *stride, *pad, *dilation, *groups),
+        Op::MaxPool2dGrad {
+            kernel,
+            stride,
+            pad,
+        }
+        | Op::AvgPool2dGrad {
+            kernel,
+            stride,
+            pad,
+            ..
+        } => {
+            let y = pool2d(ins[0], *kernel, *stride, *pad)?;
+            want_same("output gradient", ins[1], &y[0])?;
+            one(ins[0].clone())
+        }
+        Op::Conv2dWeightGrad {
+            kernel,
+            stride,
+            pad,
+            dilation,
+            groups,
+        } => {
+            let (x, dy) = (ins[0], ins[1]);
+            want_rank("input", x, 4)?;
+            want_rank("output gradient", dy, 4)?;
+            let k = positive2("kernel", *kernel)?;
+            if *groups < 1 || *groups as u64 > MAX_EXTENT as u64 {
+                return Err(format!("groups={groups} must be in 1..=2^32"));
+            }
+            let g = *groups as usize;
+            if x.shape[1] % g != 0 {
+                return Err(format!(
+                    "groups={g} must divide input channels {}",
+                    x.shape[1]
+                ));
+            }
+            let w = TensorType::f32(&[dy.shape[1], x.shape[1] / g, k[0], k[1]]);
+            let y = conv2d(&[x, &w], *stride, *pad, *dilation, *groups)?;
+            want_same("output gradient", dy, &y[0])?;
+            one(w)
+        }
+        Op::ScatterAdd { axis, extent } => {
+            let (idx, upd) = (ins[0], ins[1]);
+            if idx.dtype != DType::I64 {
+                return Err(format!("indices must be i64, got {idx}"));
+            }
+            want_f32("updates", upd)?;
+            if *extent < 0 || *extent as u64 > MAX_EXTENT as u64 {
+                return Err(format!("extent={extent} must be in 0..=2^32"));
+            }
+            let slots = (upd.rank() + 1).checked_sub(idx.rank()).unwrap_or(0);
+            let a = norm_axis(*axis, slots).map_err(|_| {
+                format!("axis {axis} does not fit indices {idx} into updates {upd}")
+            })?;
+            if upd.shape.get(a..a + idx.rank()) != Some(&idx.shape[..]) {
+                return Err(format!(
+                    "updates {upd} must have the indices' shape {} at axis {a}",
+                    crate::types::ShapeDisplay(&idx.shape)
+                ));
+            }
+            let mut shape: Shape = upd.shape[..a].into();
+            shape.push(*extent as usize);
+            shape.extend_from_slice(&upd.shape[a + idx.rank()..]);
+            one(TensorType {
+                dtype: DType::F32,
+                shape,
+            })
+        }
         Op::ConvTranspose2d {
             stride,
             pad,
@@ -444,6 +512,13 @@ fn rules(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
 fn want_f32(what: &str, t: &TensorType) -> R<()> {
     if t.dtype != DType::F32 {
         return Err(format!("{what} must be f32, got {t}"));
+    }
+    Ok(())
+}
+
+fn want_same(what: &str, got: &TensorType, want: &TensorType) -> R<()> {
+    if got != want {
+        return Err(format!("{what} is {got}, but the forward op gives {want}"));
     }
     Ok(())
 }

@@ -320,6 +320,17 @@ define_ops! {
         dilation: [i64; 2] = [1, 1],
         groups: i64 = 1,
     }
+    /// Weight gradient of `conv2d`: for input `x` and output gradient `dy` of a `conv2d` with
+    /// these attributes and a `kernel`-sized weight, gives `dw: [C_out, C_in/groups, kH, kW]`
+    /// with `dw[co, c, ky, kx] = sum over n, oy, ox of dy[n, co, oy, ox] *
+    /// x[n, g*C_in/groups + c, oy*stride - pad + ky*dilation, ...]` (zero in the padding).
+    Conv2dWeightGrad = "conv2d_weight_grad", Convolution, inputs(2, 2) {
+        kernel: [i64; 2],
+        stride: [i64; 2] = [1, 1],
+        pad: [i64; 4] = [0, 0, 0, 0],
+        dilation: [i64; 2] = [1, 1],
+        groups: i64 = 1,
+    }
 
     /// Maximum over each `kernel` window of NCHW `x`; padded positions never win.
     MaxPool2d = "max_pool2d", Pooling, inputs(1, 1) {
@@ -337,6 +348,22 @@ define_ops! {
     }
     /// Mean over the spatial axes: `[N, C, H, W] -> [N, C, 1, 1]`.
     GlobalAvgPool = "global_avg_pool", Pooling, inputs(1, 1) {}
+    /// Gradient of `max_pool2d` with inputs `(x, dy)`: each window's `dy` goes to the window's
+    /// first maximal real element of `x` (row-major), summed where windows overlap; result
+    /// shaped like `x`.
+    MaxPool2dGrad = "max_pool2d_grad", Pooling, inputs(2, 2) {
+        kernel: [i64; 2],
+        stride: [i64; 2],
+        pad: [i64; 4] = [0, 0, 0, 0],
+    }
+    /// Gradient of `avg_pool2d` with inputs `(x, dy)` (`x` gives only the shape): each window's
+    /// `dy`, divided by the window's divisor, is added to every real element of the window.
+    AvgPool2dGrad = "avg_pool2d_grad", Pooling, inputs(2, 2) {
+        kernel: [i64; 2],
+        stride: [i64; 2],
+        pad: [i64; 4] = [0, 0, 0, 0],
+        count_include_pad: bool = false,
+    }
 
     /// Inference batch norm over axis 1: `(x - mean) / sqrt(var + eps) * gamma + beta`, with
     /// inputs `(x, gamma, beta, mean, var)`, each parameter of shape `[C]`.
@@ -412,6 +439,11 @@ define_ops! {
     /// f32 one-hot encoding of i64 `indices` with a new last axis of `depth`; an index
     /// outside `0..depth` gives an all-zero row.
     OneHot = "one_hot", Indexing, inputs(1, 1) { depth: i64 }
+    /// The adjoint of `gather`: inputs `(indices, updates)`; starts from zeros of shape
+    /// `updates[..axis] ++ [extent] ++ updates[axis+rank(indices)..]` and adds each slice of
+    /// `updates` at its index along `axis` (negative indices count from the end; repeated
+    /// indices accumulate; out of range is an error).
+    ScatterAdd = "scatter_add", Indexing, inputs(2, 2) { axis: i64, extent: i64 }
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ fn recipe() -> impl Strategy<Value = Recipe> {
         image_leaf(),
         prop::collection::vec(leaf(), 0..5),
         prop::collection::vec(
-            (0u8..19, any::<[u32; 8]>(), interesting_f32()).prop_map(|(op, r, f)| Step {
+            (0u8..22, any::<[u32; 8]>(), interesting_f32()).prop_map(|(op, r, f)| Step {
                 op,
                 r,
                 f,
@@ -674,6 +674,74 @@ impl Gen<'_> {
                     .collect();
                 let idx = self.constant(DType::I64, &shape, r[4]);
                 self.op("gather", vec![("axis", Int(a))], &[d, idx], 1);
+            }
+            18 => {
+                // A pooling followed by its gradient, fed the pooled value as `dy`.
+                let Some(x) = self.pick(r[0], |t| t.dtype == DType::F32 && t.rank() == 4) else {
+                    return;
+                };
+                let kernel = vec![1 + (r[1] % 3) as i64, 1 + (r[1] / 3 % 3) as i64];
+                let stride = vec![1 + (r[2] % 2) as i64, 1 + (r[2] / 2 % 2) as i64];
+                let (fwd, bwd) = if r[3].is_multiple_of(2) {
+                    ("max_pool2d", "max_pool2d_grad")
+                } else {
+                    ("avg_pool2d", "avg_pool2d_grad")
+                };
+                let attrs = || {
+                    vec![
+                        ("kernel", Ints(kernel.clone())),
+                        ("stride", Ints(stride.clone())),
+                    ]
+                };
+                let before = self.vals.len();
+                self.op(fwd, attrs(), &[x], 1);
+                if self.vals.len() > before {
+                    let y = self.vals[before];
+                    self.op(bwd, attrs(), &[x, y], 1);
+                }
+            }
+            19 => {
+                // A convolution followed by its weight gradient.
+                let Some(x) = self.pick(r[0], |t| t.dtype == DType::F32 && t.rank() == 4) else {
+                    return;
+                };
+                let c = self.ty(x).shape[1];
+                let k = 1 + (r[1] % 3) as usize;
+                let w = self.constant(DType::F32, &[1 + r[2] as usize % 3, c, k, k], r[3]);
+                let stride = Ints(vec![1 + (r[4] % 2) as i64; 2]);
+                let before = self.vals.len();
+                self.op("conv2d", vec![("stride", stride.clone())], &[x, w], 1);
+                if self.vals.len() > before {
+                    let y = self.vals[before];
+                    let kernel = Ints(vec![k as i64; 2]);
+                    self.op(
+                        "conv2d_weight_grad",
+                        vec![("kernel", kernel), ("stride", stride)],
+                        &[x, y],
+                        1,
+                    );
+                }
+            }
+            20 => {
+                // scatter_add of a gather's result back along the same axis.
+                let Some(d) = self.pick(r[0], |t| t.dtype == DType::F32 && t.rank() >= 1) else {
+                    return;
+                };
+                let t = self.ty(d);
+                let a = (r[1] as usize % t.rank()) as i64;
+                let idx = self.constant(DType::I64, &[1 + r[2] as usize % 3], r[3]);
+                let before = self.vals.len();
+                self.op("gather", vec![("axis", Int(a))], &[d, idx], 1);
+                if self.vals.len() > before {
+                    let g = self.vals[before];
+                    let extent = Int(t.shape[a as usize] as i64);
+                    self.op(
+                        "scatter_add",
+                        vec![("axis", Int(a)), ("extent", extent)],
+                        &[idx, g],
+                        1,
+                    );
+                }
             }
             _ => {
                 let x = match self.pick(r[0], |t| t.dtype == DType::I64) {
