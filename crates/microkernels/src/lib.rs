@@ -1,1 +1,103 @@
-//! SIMD microkernels (AVX-512, AVX2+FMA, portable) and the GEMM driver that the JIT calls for compute-bound tiles.
+//! SIMD microkernels (AVX-512, AVX2+FMA, portable) and the GEMM driver that the JIT calls for
+//! compute-bound tiles.
+//!
+//! Cranelift 0.135 only lowers 128-bit vectors, which caps JIT-generated compute at about half of
+//! this machine's FMA peak (see `shared/CODEGEN-NOTES.md`). So matmul, gemm and convolutions (as
+//! implicit GEMM / im2col) call into the hand-written kernels in this crate, which run at
+//! 85-97% of peak. The design is BLIS-style:
+//!
+//! - a register-tiled **microkernel** computes one [`MR`]`x`[`NR`] tile of C from a packed
+//!   panel of A (`k x MR`, see [`layout`]) and a packed panel of B (`k x NR`);
+//! - **packing** copies blocks of A and B (any strides: row-major, column-major, transposed)
+//!   into those panel layouts, zero-padding the edges, so the kernel never sees a partial tile
+//!   in its inner loop and any `m`, `n`, `k` works;
+//! - the **driver** ([`sgemm`]) blocks the loops by `MC`/`KC`/`NC` for the caches, handles
+//!   edge tiles, `alpha`/`beta`, and splits work across threads ([`sgemm_threaded`]).
+//!
+//! The instruction set is picked once at run time ([`Isa::detect`]); every path can be forced
+//! ([`sgemm_with_isa`]) so the AVX2 and portable kernels are tested on an AVX-512 machine.
+//! All ISAs share one tile geometry and one packed layout, so packed data ([`PackedB`]) and the
+//! C-ABI entries ([`ffi`]) do not depend on the machine.
+//!
+//! The safe API validates every index it will touch and returns [`GemmError`] instead of
+//! panicking. The raw C-ABI entries in [`ffi`] are for JIT-generated code, which has already
+//! checked its shapes.
+
+// This crate is the one place where the workspace's `unsafe_code = "deny"` is lifted: SIMD
+// kernels need `std::arch` intrinsics (raw pointer loads/stores under `#[target_feature]`), the
+// JIT needs `extern "C"` entries taking raw pointers, and threads write disjoint tiles of one C
+// through raw pointers. Every unsafe block is small and carries a `// SAFETY:` comment; the safe
+// API checks bounds before entering any of them.
+#![allow(unsafe_code)]
+
+mod driver;
+pub mod ffi;
+mod isa;
+mod kernels;
+pub mod layout;
+mod pack;
+mod packed_b;
+
+pub use driver::{
+    sgemm, sgemm_packed_b, sgemm_packed_b_threaded, sgemm_packed_b_with_isa, sgemm_threaded,
+    sgemm_with_isa,
+};
+pub use ffi::symbols;
+pub use isa::Isa;
+pub use layout::{KC, MC, MR, NC, NR};
+pub use packed_b::PackedB;
+
+/// Why a GEMM call was rejected. Returned by the safe API before any element is touched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GemmError {
+    /// An operand's slice is shorter than its shape and strides require.
+    #[error(
+        "operand {operand}: a {rows}x{cols} matrix with strides ({rs}, {cs}) spans {needed} elements, but the slice has {len}"
+    )]
+    SliceTooShort {
+        /// `"A"`, `"B"` or `"C"`.
+        operand: &'static str,
+        /// Rows of the operand as the call sees it.
+        rows: usize,
+        /// Columns of the operand.
+        cols: usize,
+        /// Row stride.
+        rs: isize,
+        /// Column stride.
+        cs: isize,
+        /// Elements the shape and strides span.
+        needed: usize,
+        /// Length of the slice given.
+        len: usize,
+    },
+    /// The extent of an operand does not fit in `isize` (the shape or strides are absurd).
+    #[error("operand {operand}: a {rows}x{cols} matrix with strides ({rs}, {cs}) overflows isize")]
+    Overflow {
+        /// `"A"`, `"B"` or `"C"`.
+        operand: &'static str,
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+        /// Row stride.
+        rs: isize,
+        /// Column stride.
+        cs: isize,
+    },
+    /// The strides of C map two different `(i, j)` to the same element (for example a zero
+    /// stride), so the result would depend on the order of writes (and race across threads).
+    #[error("operand C: a {rows}x{cols} matrix with strides ({rs}, {cs}) has overlapping elements")]
+    OverlappingOutput {
+        /// Rows of C.
+        rows: usize,
+        /// Columns of C.
+        cols: usize,
+        /// Row stride of C.
+        rs: isize,
+        /// Column stride of C.
+        cs: isize,
+    },
+    /// The requested instruction set is not supported by this CPU.
+    #[error("instruction set {0:?} is not available on this CPU")]
+    IsaUnavailable(Isa),
+}

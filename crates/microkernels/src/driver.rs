@@ -1,0 +1,732 @@
+//! The GEMM driver: argument checking, BLIS loop nest, edge tiles, threads, and the safe API.
+//!
+//! The loop nest is Goto/BLIS's: for each `NC`-wide column block of B and `KC`-deep slice of
+//! k, pack that block of B once; for each `MC`-tall block of A, pack it; then sweep the
+//! `MR x NR` tiles with the microkernel (B panel resident in L1, A block in L2). `alpha` is
+//! applied per k slice and the caller's `beta` only on the first slice (later slices
+//! accumulate with `beta = 1`), so `beta == 0` never reads C.
+//!
+//! Threads split M (or N, whichever is larger) into contiguous ranges of whole tiles; each
+//! thread runs the serial nest on its part, so threads write disjoint tiles of C and share
+//! nothing mutable. Packing buffers are thread-local and reused across calls.
+//!
+//! # Addressing convention
+//! The safe API takes slices and strides in elements. Element `(i, j)` of a `rows x cols`
+//! operand is at index `base + i*rs + j*cs`, where `base` is the smallest offset that keeps
+//! every accessed index non-negative: `0` for non-negative strides, and for a negative stride
+//! the slice starts at the last row (or column). So a reversed view is a slice of exactly the
+//! elements it covers.
+
+use std::cell::RefCell;
+
+use crate::GemmError;
+use crate::isa::Isa;
+use crate::kernels::{TileFn, tile_fn, tile_partial};
+use crate::layout::{KC, MC, MR, NC, NR, packed_a_len, packed_b_len};
+use crate::pack::{pack_a, pack_b};
+use crate::packed_b::PackedB;
+
+/// Below this many multiply-adds (`m*n*k`) a threaded call runs on the calling thread: spawning
+/// costs tens of microseconds.
+const PAR_MIN_WORK: usize = 128 * 128 * 128;
+
+/// A read-only strided matrix: element `(i, j)` at `ptr + i*rs + j*cs`.
+#[derive(Clone, Copy)]
+pub(crate) struct MatRef {
+    pub(crate) ptr: *const f32,
+    pub(crate) rs: isize,
+    pub(crate) cs: isize,
+}
+
+impl MatRef {
+    fn at(self, i: usize, j: usize) -> *const f32 {
+        self.ptr
+            .wrapping_offset(i as isize * self.rs + j as isize * self.cs)
+    }
+    fn t(self) -> MatRef {
+        MatRef {
+            ptr: self.ptr,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+}
+
+/// A writable strided matrix: element `(i, j)` at `ptr + i*rs + j*cs`.
+#[derive(Clone, Copy)]
+pub(crate) struct MatMut {
+    pub(crate) ptr: *mut f32,
+    pub(crate) rs: isize,
+    pub(crate) cs: isize,
+}
+
+impl MatMut {
+    fn at(self, i: usize, j: usize) -> *mut f32 {
+        self.ptr
+            .wrapping_offset(i as isize * self.rs + j as isize * self.cs)
+    }
+}
+
+/// Where B comes from: a strided matrix packed on the fly, or a [`PackedB`].
+#[derive(Clone, Copy)]
+pub(crate) enum BSrc {
+    /// Pack blocks of this matrix as the loop nest needs them.
+    Strided(MatRef),
+    /// Already packed: the whole B, `k` blocks of `KC` rows, each `n_pad` wide; this
+    /// (sub-)problem starts at column `col0` (a multiple of `NR`).
+    Packed {
+        data: *const f32,
+        n_pad: usize,
+        col0: usize,
+    },
+}
+
+/// A growable 64-byte-aligned scratch buffer.
+#[derive(Default)]
+struct Scratch {
+    v: Vec<f32>,
+}
+
+impl Scratch {
+    /// A pointer to at least `len` writable floats, 64-byte aligned.
+    fn get(&mut self, len: usize) -> *mut f32 {
+        let need = len + 16;
+        if self.v.len() < need {
+            self.v = vec![0.0; need];
+        }
+        let p = self.v.as_mut_ptr();
+        p.wrapping_add(p.align_offset(64).min(16))
+    }
+}
+
+thread_local! {
+    /// Packing buffers for A and B, reused by every GEMM on this thread.
+    static WORK: RefCell<(Scratch, Scratch)> = RefCell::default();
+}
+
+/// Checks that a `rows x cols` operand with strides `(rs, cs)` fits in `len` elements and
+/// returns the index of element `(0, 0)` (see the module's addressing convention).
+pub(crate) fn locate(
+    operand: &'static str,
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: isize,
+    len: usize,
+) -> Result<usize, GemmError> {
+    if rows == 0 || cols == 0 {
+        return Ok(0);
+    }
+    let overflow = || GemmError::Overflow {
+        operand,
+        rows,
+        cols,
+        rs,
+        cs,
+    };
+    let ext = |d: usize, s: isize| -> Option<i128> { (d as i128 - 1).checked_mul(s as i128) };
+    let (er, ec) = (
+        ext(rows, rs).ok_or_else(overflow)?,
+        ext(cols, cs).ok_or_else(overflow)?,
+    );
+    let lo = er.min(0) + ec.min(0);
+    let hi = er.max(0) + ec.max(0);
+    let needed = hi - lo + 1;
+    if needed > isize::MAX as i128 {
+        return Err(overflow());
+    }
+    if needed > len as i128 {
+        return Err(GemmError::SliceTooShort {
+            operand,
+            rows,
+            cols,
+            rs,
+            cs,
+            needed: needed as usize,
+            len,
+        });
+    }
+    Ok((-lo) as usize)
+}
+
+/// Rejects strides of C under which two elements `(i, j)` share an address.
+pub(crate) fn check_c_distinct(m: usize, n: usize, rs: isize, cs: isize) -> Result<(), GemmError> {
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let err = GemmError::OverlappingOutput {
+        rows: m,
+        cols: n,
+        rs,
+        cs,
+    };
+    let mut dims: Vec<(usize, usize)> = [(m, rs.unsigned_abs()), (n, cs.unsigned_abs())]
+        .into_iter()
+        .filter(|&(d, _)| d > 1)
+        .collect();
+    if dims.iter().any(|&(_, s)| s == 0) {
+        return Err(err);
+    }
+    dims.sort_by_key(|&(_, s)| s);
+    if let [(d0, s0), (_, s1)] = dims[..] {
+        // The inner dimension's whole extent must stay below one step of the outer one.
+        if (d0 as u128 - 1) * s0 as u128 >= s1 as u128 {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// `C = beta * C` (`beta == 0` writes zeros without reading).
+///
+/// # Safety
+/// Every element `(i < m, j < n)` of `c` must be valid for reading and writing.
+unsafe fn scale_c(m: usize, n: usize, beta: f32, c: MatMut) {
+    for i in 0..m {
+        for j in 0..n {
+            let p = c.at(i, j);
+            // SAFETY: (i, j) is an element of C.
+            unsafe { *p = if beta == 0.0 { 0.0 } else { beta * *p } };
+        }
+    }
+}
+
+/// The serial loop nest on the calling thread.
+///
+/// # Safety
+/// Every element of A (`m x k`), B (`k x n`, or the packed data) and C (`m x n`) must be
+/// valid, C's elements distinct and not aliasing A or B, and `isa` available.
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub(crate) unsafe fn gemm_serial(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: MatRef,
+    b: BSrc,
+    beta: f32,
+    c: MatMut,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || alpha == 0.0 {
+        // SAFETY: forwarded contract on C.
+        unsafe { scale_c(m, n, beta, c) };
+        return;
+    }
+    let kernel = tile_fn(isa);
+    let run = |work: &mut (Scratch, Scratch)| {
+        let kc_max = k.min(KC);
+        let abuf = work.0.get(packed_a_len(m.min(MC), kc_max));
+        let bbuf = match b {
+            BSrc::Strided(_) => work.1.get(packed_b_len(kc_max, n.min(NC))),
+            BSrc::Packed { .. } => std::ptr::null_mut(),
+        };
+        // SAFETY: the buffers are sized for the largest block; the caller's contract covers
+        // the operands.
+        unsafe { nest(isa, kernel, m, n, k, alpha, a, b, beta, c, abuf, bbuf) };
+    };
+    match WORK.try_with(|w| match w.try_borrow_mut() {
+        Ok(mut w) => run(&mut w),
+        Err(_) => run(&mut Default::default()),
+    }) {
+        Ok(()) => {}
+        // Thread-local storage already destroyed (a GEMM from a TLS destructor): fresh buffers.
+        Err(_) => run(&mut Default::default()),
+    }
+}
+
+/// The five loops around the microkernel.
+///
+/// # Safety
+/// As for [`gemm_serial`], plus `abuf` holds `packed_a_len(min(m, MC), min(k, KC))` floats and
+/// `bbuf` (if B is strided) `packed_b_len(min(k, KC), min(n, NC))`.
+#[allow(clippy::too_many_arguments)] // the BLAS argument list plus buffers
+unsafe fn nest(
+    isa: Isa,
+    kernel: TileFn,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: MatRef,
+    b: BSrc,
+    beta: f32,
+    c: MatMut,
+    abuf: *mut f32,
+    bbuf: *mut f32,
+) {
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            let beta_k = if pc == 0 { beta } else { 1.0 };
+            let bblock: *const f32 = match b {
+                BSrc::Strided(b) => {
+                    // SAFETY: the block (pc.., jc..) of kc x nc is inside B; bbuf is large
+                    // enough for it.
+                    unsafe { pack_b(isa, kc, nc, b.at(pc, jc), b.rs, b.cs, bbuf) };
+                    bbuf
+                }
+                BSrc::Packed { data, n_pad, col0 } => {
+                    data.wrapping_add(pc * n_pad + (col0 + jc) * kc)
+                }
+            };
+            for ic in (0..m).step_by(MC) {
+                let mc = MC.min(m - ic);
+                // SAFETY: the block (ic.., pc..) of mc x kc is inside A; abuf is large enough.
+                unsafe { pack_a(isa, mc, kc, a.at(ic, pc), a.rs, a.cs, abuf) };
+                for jr in (0..nc).step_by(NR) {
+                    let nr = NR.min(nc - jr);
+                    let bp = bblock.wrapping_add(jr * kc);
+                    for ir in (0..mc).step_by(MR) {
+                        let mr = MR.min(mc - ir);
+                        let ap = abuf.wrapping_add(ir * kc);
+                        let cp = c.at(ic + ir, jc + jr);
+                        // SAFETY: ap/bp are packed panels of kc*MR / kc*NR floats; the
+                        // mr x nr tile at cp is inside C.
+                        unsafe {
+                            tile_partial(kernel, mr, nr, kc, alpha, ap, bp, beta_k, cp, c.rs, c.cs)
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One thread's share of a threaded GEMM.
+struct Job {
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: MatRef,
+    b: BSrc,
+    beta: f32,
+    c: MatMut,
+}
+
+// SAFETY: a Job only reads A and B (shared, read-only for the call) and writes its own range
+// of C's rows or columns, disjoint from every other job's (C's elements are distinct, checked
+// or promised by the caller); the scope joins all jobs before the borrow of C ends.
+unsafe impl Send for Job {}
+
+impl Job {
+    /// # Safety
+    /// As for [`gemm_serial`] on this job's part.
+    unsafe fn run(self) {
+        // SAFETY: forwarded.
+        unsafe {
+            gemm_serial(
+                self.isa, self.m, self.n, self.k, self.alpha, self.a, self.b, self.beta, self.c,
+            )
+        }
+    }
+}
+
+/// Splits M (or N) across up to `threads` scoped threads, the calling thread included.
+///
+/// # Safety
+/// As for [`gemm_serial`].
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub(crate) unsafe fn gemm_parallel(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: MatRef,
+    b: BSrc,
+    beta: f32,
+    c: MatMut,
+    threads: usize,
+) {
+    let work = m.saturating_mul(n).saturating_mul(k);
+    let split_m = m >= n;
+    let (len, unit) = if split_m { (m, MR) } else { (n, NR) };
+    let units = len.div_ceil(unit);
+    let t = threads.max(1).min(units);
+    if t <= 1 || work < PAR_MIN_WORK {
+        // SAFETY: forwarded.
+        unsafe { gemm_serial(isa, m, n, k, alpha, a, b, beta, c) };
+        return;
+    }
+    let job = |q: usize| {
+        let lo = (units * q / t * unit).min(len);
+        let hi = (units * (q + 1) / t * unit).min(len);
+        if split_m {
+            Job {
+                isa,
+                m: hi - lo,
+                n,
+                k,
+                alpha,
+                a: MatRef {
+                    ptr: a.at(lo, 0),
+                    ..a
+                },
+                b,
+                beta,
+                c: MatMut {
+                    ptr: c.at(lo, 0),
+                    ..c
+                },
+            }
+        } else {
+            let b = match b {
+                BSrc::Strided(b) => BSrc::Strided(MatRef {
+                    ptr: b.at(0, lo),
+                    ..b
+                }),
+                BSrc::Packed { data, n_pad, col0 } => BSrc::Packed {
+                    data,
+                    n_pad,
+                    col0: col0 + lo,
+                },
+            };
+            Job {
+                isa,
+                m,
+                n: hi - lo,
+                k,
+                alpha,
+                a,
+                b,
+                beta,
+                c: MatMut {
+                    ptr: c.at(0, lo),
+                    ..c
+                },
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for q in 1..t {
+            let j = job(q);
+            let spawned = std::thread::Builder::new().spawn_scoped(s, move || {
+                // SAFETY: this job's rows/columns of C are disjoint from the others'; the
+                // caller's contract covers the operands.
+                unsafe { j.run() }
+            });
+            if spawned.is_err() {
+                // No thread available: do this share here (still disjoint from the others).
+                // SAFETY: as above.
+                unsafe { job(q).run() };
+            }
+        }
+        // SAFETY: as above, for share 0.
+        unsafe { job(0).run() };
+    });
+}
+
+/// The strided GEMM with every optimisation that needs no checking: a column-major C is
+/// computed as `C^T = B^T A^T` so the kernel's contiguous-row store applies.
+///
+/// # Safety
+/// As for [`gemm_serial`] with a strided B.
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub(crate) unsafe fn gemm_strided(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: MatMut,
+    threads: usize,
+) {
+    // SAFETY (both arms): forwarded; transposing all three operands names the same elements.
+    if c.cs != 1 && c.rs == 1 {
+        let ct = MatMut {
+            ptr: c.ptr,
+            rs: c.cs,
+            cs: c.rs,
+        };
+        unsafe {
+            gemm_parallel(
+                isa,
+                n,
+                m,
+                k,
+                alpha,
+                b.t(),
+                BSrc::Strided(a.t()),
+                beta,
+                ct,
+                threads,
+            )
+        }
+    } else {
+        unsafe { gemm_parallel(isa, m, n, k, alpha, a, BSrc::Strided(b), beta, c, threads) }
+    }
+}
+
+/// `C = alpha * A * B + beta * C` (A is `m x k`, B `k x n`, C `m x n`) on one thread, with the
+/// fastest instruction set of this CPU.
+///
+/// Strides are in elements and may be any value, including negative (see the module docs of
+/// `driver` for where element `(0, 0)` is then): row-major A has `(rsa, csa) = (k, 1)`, a
+/// transposed (column-major) A `(1, m)`. `beta == 0` overwrites C without reading it (NaN in C
+/// does not propagate); `alpha == 0` or `k == 0` only scales C by `beta` without reading A or
+/// B. Every index is checked before anything is touched.
+///
+/// # Errors
+/// [`GemmError::SliceTooShort`] if a slice is shorter than its shape and strides span,
+/// [`GemmError::Overflow`] for extents beyond `isize`, [`GemmError::OverlappingOutput`] if
+/// C's strides alias two elements.
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: isize,
+    csa: isize,
+    b: &[f32],
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: &mut [f32],
+    rsc: isize,
+    csc: isize,
+) -> Result<(), GemmError> {
+    sgemm_with_isa(
+        Isa::detect(),
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        rsa,
+        csa,
+        b,
+        rsb,
+        csb,
+        beta,
+        c,
+        rsc,
+        csc,
+        1,
+    )
+}
+
+/// [`sgemm`] on up to `threads` threads (the calling thread included; `0` means `1`). The
+/// larger of M and N is split into ranges of whole tiles; small problems (`m*n*k < 2^21`) stay
+/// on the calling thread. The result is bitwise equal to [`sgemm`]'s: each element of C is
+/// computed by the same kernel with the same summation order.
+///
+/// # Errors
+/// As for [`sgemm`].
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub fn sgemm_threaded(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: isize,
+    csa: isize,
+    b: &[f32],
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: &mut [f32],
+    rsc: isize,
+    csc: isize,
+    threads: usize,
+) -> Result<(), GemmError> {
+    sgemm_with_isa(
+        Isa::detect(),
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        rsa,
+        csa,
+        b,
+        rsb,
+        csb,
+        beta,
+        c,
+        rsc,
+        csc,
+        threads,
+    )
+}
+
+/// [`sgemm_threaded`] on a chosen instruction-set path, so that tests and benchmarks can run
+/// the AVX2 and portable kernels on an AVX-512 machine.
+///
+/// # Errors
+/// As for [`sgemm`], plus [`GemmError::IsaUnavailable`] if this CPU cannot run `isa`.
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub fn sgemm_with_isa(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: isize,
+    csa: isize,
+    b: &[f32],
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: &mut [f32],
+    rsc: isize,
+    csc: isize,
+    threads: usize,
+) -> Result<(), GemmError> {
+    if !isa.is_available() {
+        return Err(GemmError::IsaUnavailable(isa));
+    }
+    let a0 = locate("A", m, k, rsa, csa, a.len())?;
+    let b0 = locate("B", k, n, rsb, csb, b.len())?;
+    let c0 = locate("C", m, n, rsc, csc, c.len())?;
+    check_c_distinct(m, n, rsc, csc)?;
+    let a = MatRef {
+        ptr: a.as_ptr().wrapping_add(a0),
+        rs: rsa,
+        cs: csa,
+    };
+    let b = MatRef {
+        ptr: b.as_ptr().wrapping_add(b0),
+        rs: rsb,
+        cs: csb,
+    };
+    let c = MatMut {
+        ptr: c.as_mut_ptr().wrapping_add(c0),
+        rs: rsc,
+        cs: csc,
+    };
+    // SAFETY: `locate` proved every accessed element of A, B and C is inside its slice,
+    // `check_c_distinct` that C's elements are distinct; `&mut c` excludes aliasing with A, B;
+    // `isa` is available.
+    unsafe { gemm_strided(isa, m, n, k, alpha, a, b, beta, c, threads) };
+    Ok(())
+}
+
+/// `C = alpha * A * B + beta * C` with B pre-packed ([`PackedB`]; its `k` and `n` are the
+/// problem's). For constant weights: the packing cost is paid once, not per call. Same
+/// conventions as [`sgemm`].
+///
+/// # Errors
+/// As for [`sgemm`].
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub fn sgemm_packed_b(
+    m: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: isize,
+    csa: isize,
+    b: &PackedB,
+    beta: f32,
+    c: &mut [f32],
+    rsc: isize,
+    csc: isize,
+) -> Result<(), GemmError> {
+    sgemm_packed_b_with_isa(
+        Isa::detect(),
+        m,
+        alpha,
+        a,
+        rsa,
+        csa,
+        b,
+        beta,
+        c,
+        rsc,
+        csc,
+        1,
+    )
+}
+
+/// [`sgemm_packed_b`] on up to `threads` threads (see [`sgemm_threaded`]).
+///
+/// # Errors
+/// As for [`sgemm`].
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub fn sgemm_packed_b_threaded(
+    m: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: isize,
+    csa: isize,
+    b: &PackedB,
+    beta: f32,
+    c: &mut [f32],
+    rsc: isize,
+    csc: isize,
+    threads: usize,
+) -> Result<(), GemmError> {
+    sgemm_packed_b_with_isa(
+        Isa::detect(),
+        m,
+        alpha,
+        a,
+        rsa,
+        csa,
+        b,
+        beta,
+        c,
+        rsc,
+        csc,
+        threads,
+    )
+}
+
+/// [`sgemm_packed_b_threaded`] on a chosen instruction-set path (for tests).
+///
+/// # Errors
+/// As for [`sgemm_with_isa`].
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub fn sgemm_packed_b_with_isa(
+    isa: Isa,
+    m: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: isize,
+    csa: isize,
+    b: &PackedB,
+    beta: f32,
+    c: &mut [f32],
+    rsc: isize,
+    csc: isize,
+    threads: usize,
+) -> Result<(), GemmError> {
+    if !isa.is_available() {
+        return Err(GemmError::IsaUnavailable(isa));
+    }
+    let (k, n) = (b.k(), b.n());
+    let a0 = locate("A", m, k, rsa, csa, a.len())?;
+    let c0 = locate("C", m, n, rsc, csc, c.len())?;
+    check_c_distinct(m, n, rsc, csc)?;
+    let a = MatRef {
+        ptr: a.as_ptr().wrapping_add(a0),
+        rs: rsa,
+        cs: csa,
+    };
+    let c = MatMut {
+        ptr: c.as_mut_ptr().wrapping_add(c0),
+        rs: rsc,
+        cs: csc,
+    };
+    let b = BSrc::Packed {
+        data: b.as_ptr(),
+        n_pad: b.n_padded(),
+        col0: 0,
+    };
+    // SAFETY: as in `sgemm_with_isa`; the packed data holds k blocks of n_pad columns, as
+    // `PackedB` guarantees.
+    unsafe { gemm_parallel(isa, m, n, k, alpha, a, b, beta, c, threads) };
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! C-ABI entries for JIT-generated code, and [`symbols`] to register them.
+//!
+//! The Cranelift JIT calls these through `JITBuilder::symbol` + `Linkage::Import` (about 2 ns
+//! per call, see `shared/CODEGEN-NOTES.md`). They take raw pointers and do no checking: the
+//! JIT has verified shapes at compile time. Two levels are offered:
+//!
+//! - whole GEMMs ([`sinter_sgemm`], [`sinter_sgemm_threaded`], [`sinter_sgemm_packed_b`]),
+//!   for matmul, gemm and im2col convolutions;
+//! - the building blocks ([`sinter_pack_a`], [`sinter_pack_b`], [`sinter_ukernel`]), so a later
+//!   JIT can generate its own loop nests (fused im2col packing, epilogues) around the kernel.
+//!   Their layouts are the constants of [`crate::layout`] ([`MR`] x [`NR`] tiles).
+//!
+//! All entries use the instruction set detected once by [`crate::Isa::detect`].
+//!
+//! Pointers name element `(0, 0)`; strides are in elements and may be negative. Every function
+//! is `unsafe`: the caller must uphold the contract written on it, or the behaviour is
+//! undefined.
+
+use crate::driver::{BSrc, MatMut, MatRef, gemm_parallel, gemm_strided};
+use crate::isa::Isa;
+use crate::kernels::{tile_fn, tile_partial};
+use crate::layout::{MR, NR};
+use crate::pack::{pack_a, pack_b};
+
+/// `C = alpha * A * B + beta * C` on the calling thread (see [`crate::sgemm`] for the
+/// semantics: `beta == 0` does not read C; `alpha == 0` or `k == 0` does not read A or B).
+///
+/// # Safety
+/// For `i < m`, `p < k`, `j < n`: `a + i*rsa + p*csa` and `b + p*rsb + j*csb` must be
+/// readable, `c + i*rsc + j*csc` readable and writable, the C elements pairwise distinct, and
+/// no C element may overlap an element of A or B. Nothing else may access C during the call.
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub unsafe extern "C" fn sinter_sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    // SAFETY: the caller's contract is `sinter_sgemm_threaded`'s.
+    unsafe {
+        sinter_sgemm_threaded(
+            m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, 1,
+        )
+    }
+}
+
+/// [`sinter_sgemm`] on up to `threads` threads (see [`crate::sgemm_threaded`]).
+///
+/// # Safety
+/// As for [`sinter_sgemm`].
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub unsafe extern "C" fn sinter_sgemm_threaded(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+    threads: usize,
+) {
+    let a = MatRef {
+        ptr: a,
+        rs: rsa,
+        cs: csa,
+    };
+    let b = MatRef {
+        ptr: b,
+        rs: rsb,
+        cs: csb,
+    };
+    let c = MatMut {
+        ptr: c,
+        rs: rsc,
+        cs: csc,
+    };
+    // SAFETY: the caller's contract is the driver's; the detected ISA is available.
+    unsafe { gemm_strided(Isa::detect(), m, n, k, alpha, a, b, beta, c, threads) }
+}
+
+/// `C = alpha * A * B + beta * C` with B already packed: `packed` is
+/// [`crate::PackedB::as_ptr`] of a `PackedB` built with the same `k` and `n`.
+///
+/// # Safety
+/// As for [`sinter_sgemm`] for A and C; `packed` must point to the data of a live `PackedB`
+/// whose `k()` and `n()` equal `k` and `n`.
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub unsafe extern "C" fn sinter_sgemm_packed_b(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    packed: *const f32,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+    threads: usize,
+) {
+    let a = MatRef {
+        ptr: a,
+        rs: rsa,
+        cs: csa,
+    };
+    let c = MatMut {
+        ptr: c,
+        rs: rsc,
+        cs: csc,
+    };
+    let b = BSrc::Packed {
+        data: packed,
+        n_pad: n.div_ceil(NR) * NR,
+        col0: 0,
+    };
+    // SAFETY: the caller's contract is the driver's; the detected ISA is available.
+    unsafe { gemm_parallel(Isa::detect(), m, n, k, alpha, a, b, beta, c, threads) }
+}
+
+/// Computes one tile of C from packed panels:
+/// `C[i, j] = alpha * sum_{p<k} a[p*MR + i] * b[p*NR + j] + beta * C[i, j]` for `i < mr`,
+/// `j < nr`, with `C[i, j]` at `c + i*rsc + j*csc` ([`MR`] = 8, [`NR`] = 32; `mr <= MR`,
+/// `nr <= NR`). `beta == 0` does not read C. A full tile (`mr == MR`, `nr == NR`) with
+/// `csc == 1` is the fast path; others go through a scratch tile.
+///
+/// # Safety
+/// `a` must hold `k * MR` readable floats (a packed A panel), `b` `k * NR` (a packed B panel);
+/// `c + i*rsc + j*csc` must be readable and writable for `i < mr`, `j < nr`; `mr <= MR`,
+/// `nr <= NR`.
+#[allow(clippy::too_many_arguments)] // the kernel's argument list
+pub unsafe extern "C" fn sinter_ukernel(
+    mr: usize,
+    nr: usize,
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    let kernel = tile_fn(Isa::detect());
+    // SAFETY: the caller's contract; the detected ISA is available.
+    unsafe {
+        tile_partial(
+            kernel,
+            mr.min(MR),
+            nr.min(NR),
+            k,
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            rsc,
+            csc,
+        )
+    }
+}
+
+/// Packs the `mc x kc` block of A with element `(i, p)` at `a + i*rsa + p*csa` into
+/// `ceil(mc / MR)` panels of `kc x MR` at `dst` (layout in [`crate::layout`]; rows past `mc`
+/// are zero).
+///
+/// # Safety
+/// Every `a + i*rsa + p*csa` (`i < mc`, `p < kc`) must be readable, and `dst` writable for
+/// [`crate::layout::packed_a_len`]`(mc, kc)` floats, not overlapping A.
+pub unsafe extern "C" fn sinter_pack_a(
+    mc: usize,
+    kc: usize,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    dst: *mut f32,
+) {
+    // SAFETY: the caller's contract; the detected ISA is available.
+    unsafe { pack_a(Isa::detect(), mc, kc, a, rsa, csa, dst) }
+}
+
+/// Packs the `kc x nc` block of B with element `(p, j)` at `b + p*rsb + j*csb` into
+/// `ceil(nc / NR)` panels of `kc x NR` at `dst` (layout in [`crate::layout`]; columns past
+/// `nc` are zero).
+///
+/// # Safety
+/// Every `b + p*rsb + j*csb` (`p < kc`, `j < nc`) must be readable, and `dst` writable for
+/// [`crate::layout::packed_b_len`]`(kc, nc)` floats, not overlapping B.
+pub unsafe extern "C" fn sinter_pack_b(
+    kc: usize,
+    nc: usize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    dst: *mut f32,
+) {
+    // SAFETY: the caller's contract; the detected ISA is available.
+    unsafe { pack_b(Isa::detect(), kc, nc, b, rsb, csb, dst) }
+}
+
+/// The C-ABI entries by name, for `cranelift_jit::JITBuilder::symbol(name, ptr)`.
+///
+/// Names and signatures (`usize`/`isize` are pointer-sized integers, `f32` is `F32`):
+/// `sinter_sgemm`, `sinter_sgemm_threaded`, `sinter_sgemm_packed_b`, `sinter_ukernel`,
+/// `sinter_pack_a`, `sinter_pack_b`, as declared in this module.
+pub fn symbols() -> Vec<(&'static str, *const u8)> {
+    vec![
+        ("sinter_sgemm", sinter_sgemm as *const u8),
+        ("sinter_sgemm_threaded", sinter_sgemm_threaded as *const u8),
+        ("sinter_sgemm_packed_b", sinter_sgemm_packed_b as *const u8),
+        ("sinter_ukernel", sinter_ukernel as *const u8),
+        ("sinter_pack_a", sinter_pack_a as *const u8),
+        ("sinter_pack_b", sinter_pack_b as *const u8),
+    ]
+}
