@@ -169,7 +169,7 @@ fn rules(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
             if *extent < 0 || *extent as u64 > MAX_EXTENT as u64 {
                 return Err(format!("extent={extent} must be in 0..=2^32"));
             }
-            let slots = (upd.rank() + 1).checked_sub(idx.rank()).unwrap_or(0);
+            let slots = (upd.rank() + 1).saturating_sub(idx.rank());
             let a = norm_axis(*axis, slots).map_err(|_| {
                 format!("axis {axis} does not fit indices {idx} into updates {upd}")
             })?;
