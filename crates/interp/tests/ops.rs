@@ -1343,7 +1343,9 @@ fn avg_pool2d_grad_is_the_adjoint_of_avg_pool2d() {
 #[test]
 fn conv2d_weight_grad_is_the_adjoint_in_the_weight() {
     let mut r = XorShift(0x5eed_0002);
-    let cases: [([i64; 2], [i64; 4], [i64; 2], i64, [usize; 4], [usize; 4]); 4] = [
+    // (stride, pad, dilation, groups, x shape, w shape)
+    type Case = ([i64; 2], [i64; 4], [i64; 2], i64, [usize; 4], [usize; 4]);
+    let cases: [Case; 4] = [
         ([1, 1], [0; 4], [1, 1], 1, [2, 3, 5, 5], [4, 3, 3, 3]),
         ([2, 2], [1, 1, 1, 1], [1, 1], 1, [1, 2, 7, 6], [3, 2, 3, 2]),
         ([1, 2], [0, 2, 1, 0], [2, 1], 2, [2, 4, 6, 7], [6, 2, 2, 3]),
