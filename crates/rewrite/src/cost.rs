@@ -1,0 +1,236 @@
+//! The cost model: estimated time of one e-node from FLOPs and bytes moved, per op class.
+//!
+//! Every op belongs to a [`Class`]; [`RATES`] gives each class a launch overhead, a compute
+//! throughput and a memory bandwidth, and a node's time is
+//! `launch + max(flops / flops_per_ns, bytes / bytes_per_ns)` (a roofline). The numbers are
+//! rough single-core CPU figures, kept in one table so that the kernel benchmarks can
+//! calibrate them later without touching the rules or the extractor.
+//!
+//! Choices that matter for the rules:
+//! - constants, inputs and projections cost nothing (weights are paid for by the bytes of the
+//!   ops that read them, and a folded constant is computed at compile time);
+//! - `reshape`/`flatten` are views, and so are `split`/`slice` along an axis whose leading
+//!   extents are all 1 (a contiguous block), which makes merging sibling convolutions pay off
+//!   at batch 1 (one launch and one read of the input saved, no copy);
+//! - a fused epilogue costs its activation's FLOPs but no launch and no extra memory traffic.
+//!
+//! [`op_cost`] is an exhaustive `match` over [`Op`]: a new op fails to compile here until it
+//! is given a class and a FLOP count.
+
+use crate::lang::{Act, Node};
+use sinter_ir::{Op, TensorType};
+
+/// Op classes with their own throughput figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// Elementwise arithmetic, activations, comparisons, casts, random numbers.
+    Elementwise,
+    /// Matrix products.
+    Linear,
+    /// Convolutions.
+    Conv,
+    /// Pooling windows.
+    Pool,
+    /// Batch norm, softmax and reductions.
+    Reduce,
+    /// Data movement that copies (transpose, concat, pad, gather, non-contiguous split).
+    Copy,
+    /// Data movement that is a view (reshape, flatten, contiguous split): free.
+    View,
+}
+
+/// Throughput figures of one [`Class`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    /// Fixed cost of one kernel, ns.
+    pub launch_ns: f64,
+    /// Arithmetic throughput, FLOP/ns.
+    pub flops_per_ns: f64,
+    /// Memory throughput, bytes/ns.
+    pub bytes_per_ns: f64,
+}
+
+/// The calibration table: one row per class.
+pub const RATES: [(Class, Rate); 7] = [
+    (Class::Elementwise, rate(200.0, 8.0, 10.0)),
+    (Class::Linear, rate(400.0, 40.0, 10.0)),
+    (Class::Conv, rate(400.0, 30.0, 10.0)),
+    (Class::Pool, rate(200.0, 8.0, 10.0)),
+    (Class::Reduce, rate(300.0, 4.0, 10.0)),
+    (Class::Copy, rate(200.0, 1.0, 8.0)),
+    (Class::View, rate(0.0, 1.0, 1.0)),
+];
+
+const fn rate(launch_ns: f64, flops_per_ns: f64, bytes_per_ns: f64) -> Rate {
+    Rate {
+        launch_ns,
+        flops_per_ns,
+        bytes_per_ns,
+    }
+}
+
+/// The table row of a class.
+pub fn rate_of(class: Class) -> Rate {
+    RATES
+        .iter()
+        .find(|(c, _)| *c == class)
+        .map(|(_, r)| *r)
+        .unwrap_or(rate(0.0, 1.0, 1.0))
+}
+
+/// Class and FLOPs of an op applied to inputs of types `ins` giving `outs`.
+pub fn op_work(op: &Op, ins: &[&TensorType], outs: &[TensorType]) -> (Class, f64) {
+    let out = outs.iter().map(|t| t.numel() as f64).sum::<f64>();
+    let inp = ins.first().map_or(0.0, |t| t.numel() as f64);
+    let contiguous = |axis: i64| {
+        let shape = &ins[0].shape;
+        let a = sinter_ir::infer::norm_axis(axis, shape.len()).unwrap_or(0);
+        shape[..a].iter().all(|&d| d == 1)
+    };
+    match op {
+        Op::Neg {} | Op::Abs {} | Op::Relu {} | Op::LeakyRelu { .. } => (Class::Elementwise, out),
+        Op::Exp {} | Op::Log {} | Op::Sqrt {} | Op::Rsqrt {} | Op::Sigmoid {} | Op::Tanh {} => {
+            (Class::Elementwise, 4.0 * out)
+        }
+        Op::Add {}
+        | Op::Sub {}
+        | Op::Mul {}
+        | Op::Div {}
+        | Op::Max {}
+        | Op::Min {}
+        | Op::Prelu {}
+        | Op::Equal {}
+        | Op::Less {}
+        | Op::LessEqual {}
+        | Op::Greater {}
+        | Op::GreaterEqual {}
+        | Op::Select {}
+        | Op::Cast { .. } => (Class::Elementwise, out),
+        Op::Pow {} => (Class::Elementwise, 8.0 * out),
+        Op::Matmul {} | Op::Gemm { .. } => {
+            // [.., M, K] x [K, N]: K is the last axis of the first input.
+            let k = ins[0].shape.last().copied().unwrap_or(1) as f64;
+            let k = match op {
+                Op::Gemm { trans_a: true, .. } => ins[0].shape[0] as f64,
+                _ => k,
+            };
+            (Class::Linear, 2.0 * out * k)
+        }
+        Op::Conv2d { groups, .. } => {
+            let w = &ins[1].shape;
+            let per_out = (w[1] * w[2] * w[3]) as f64;
+            let _ = groups;
+            (Class::Conv, 2.0 * out * per_out)
+        }
+        Op::ConvTranspose2d { .. } => {
+            let w = &ins[1].shape;
+            (Class::Conv, 2.0 * inp * (w[1] * w[2] * w[3]) as f64)
+        }
+        Op::Conv2dWeightGrad { .. } => {
+            let per_dy = (outs[0].numel() / outs[0].shape[0].max(1)) as f64;
+            (Class::Conv, 2.0 * ins[1].numel() as f64 * per_dy)
+        }
+        Op::MaxPool2dGrad { kernel, .. } | Op::AvgPool2dGrad { kernel, .. } => (
+            Class::Pool,
+            ins[1].numel() as f64 * (kernel[0] * kernel[1]) as f64,
+        ),
+        Op::MaxPool2d { kernel, .. } | Op::AvgPool2d { kernel, .. } => {
+            (Class::Pool, out * (kernel[0] * kernel[1]) as f64)
+        }
+        Op::GlobalAvgPool {} => (Class::Pool, inp),
+        Op::BatchNorm { .. } => (Class::Elementwise, 2.0 * out),
+        Op::BatchNormTrain { .. } => (Class::Reduce, 6.0 * inp),
+        Op::Softmax { .. } | Op::LogSoftmax { .. } => (Class::Reduce, 6.0 * out),
+        Op::Dropout { .. }
+        | Op::RandomUniform { .. }
+        | Op::RandomNormal { .. }
+        | Op::Bernoulli { .. } => (Class::Elementwise, 10.0 * out),
+        Op::ReduceSum { .. } | Op::ReduceMean { .. } | Op::ReduceMax { .. } | Op::Argmax { .. } => {
+            (Class::Reduce, inp)
+        }
+        Op::Reshape { .. } | Op::Flatten { .. } => (Class::View, 0.0),
+        Op::Split { axis, .. } if contiguous(*axis) => (Class::View, 0.0),
+        Op::Slice { axes, .. } if axes.len() == 1 && contiguous(axes[0]) => (Class::View, 0.0),
+        Op::Transpose { .. }
+        | Op::Broadcast { .. }
+        | Op::Concat { .. }
+        | Op::Split { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Gather { .. }
+        | Op::OneHot { .. }
+        | Op::ScatterAdd { .. } => (Class::Copy, 0.0),
+    }
+}
+
+fn bytes(tys: &[&TensorType]) -> f64 {
+    tys.iter()
+        .map(|t| (t.numel() * t.dtype.size_bytes()) as f64)
+        .sum()
+}
+
+/// Estimated time (ns) of an op reading `ins` and writing `outs`.
+pub fn op_cost(op: &Op, ins: &[&TensorType], outs: &[TensorType]) -> f64 {
+    let (class, flops) = op_work(op, ins, outs);
+    if class == Class::View {
+        return 0.0;
+    }
+    let r = rate_of(class);
+    let out_refs: Vec<&TensorType> = outs.iter().collect();
+    let moved = bytes(ins) + bytes(&out_refs);
+    r.launch_ns + (flops / r.flops_per_ns).max(moved / r.bytes_per_ns)
+}
+
+/// Estimated time of a fused linear op + activation: the linear op's time plus the
+/// activation's arithmetic, with no launch and no memory traffic of its own.
+pub fn fused_cost(base: &Op, act: Act, ins: &[&TensorType], outs: &[TensorType]) -> f64 {
+    let n = ins.len() - usize::from(act == Act::Prelu);
+    let base_cost = op_cost(base, &ins[..n], outs);
+    let (class, flops) = op_work(&act.op(), &[&outs[0]], outs);
+    base_cost + flops / rate_of(class).flops_per_ns
+}
+
+/// Estimated time of one e-node given the types of its children and its own.
+pub fn node_cost(node: &Node, ins: &[&TensorType], outs: &[TensorType]) -> f64 {
+    match node {
+        Node::Op(op, _) => op_cost(op, ins, outs),
+        Node::Fused(f, _) => fused_cost(&f.base, f.act, ins, outs),
+        Node::Input(_) | Node::Const(_) | Node::Get(..) => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_has_a_row() {
+        for c in [
+            Class::Elementwise,
+            Class::Linear,
+            Class::Conv,
+            Class::Pool,
+            Class::Reduce,
+            Class::Copy,
+            Class::View,
+        ] {
+            assert!(RATES.iter().any(|(k, _)| *k == c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn fused_is_cheaper_than_separate() {
+        let x = TensorType::f32(&[1, 8, 16, 16]);
+        let w = TensorType::f32(&[8, 8, 3, 3]);
+        let conv = Op::Conv2d {
+            stride: [1, 1],
+            pad: [1; 4],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let outs = vec![x.clone()];
+        let sep = op_cost(&conv, &[&x, &w], &outs) + op_cost(&Op::Relu {}, &[&x], &outs);
+        let fused = fused_cost(&conv, Act::Relu, &[&x, &w], &outs);
+        assert!(fused < sep);
+    }
+}
