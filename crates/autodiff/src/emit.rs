@@ -16,6 +16,8 @@ pub(crate) struct Emitter<'g> {
     pub(crate) g: &'g mut Graph,
     prefix: String,
     next: usize,
+    /// Scalar constants emitted so far, by bit pattern: each is emitted once.
+    scalars: std::collections::HashMap<u32, Value>,
 }
 
 impl<'g> Emitter<'g> {
@@ -25,6 +27,7 @@ impl<'g> Emitter<'g> {
             g,
             prefix: prefix.to_string(),
             next: 0,
+            scalars: std::collections::HashMap::new(),
         }
     }
 
@@ -71,9 +74,14 @@ impl<'g> Emitter<'g> {
         self.g.add_const(&name, t)
     }
 
-    /// An `f32[]` constant.
+    /// An `f32[]` constant (one node per distinct value).
     pub(crate) fn scalar(&mut self, v: f32) -> R<Value> {
-        self.constant(Tensor::scalar(v))
+        if let Some(&c) = self.scalars.get(&v.to_bits()) {
+            return Ok(c);
+        }
+        let c = self.constant(Tensor::scalar(v))?;
+        self.scalars.insert(v.to_bits(), c);
+        Ok(c)
     }
 
     /// An f32 zero tensor of `shape` (stored as a scalar broadcast, so it stays small).

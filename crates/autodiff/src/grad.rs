@@ -103,7 +103,7 @@ pub fn grad(graph: &Graph, loss: Value, wrt: &[Value]) -> Result<Gradients, Auto
     {
         let mut e = Emitter::new(&mut g, "d");
         let mut contrib: HashMap<Value, Vec<Value>> = HashMap::new();
-        let seed = e.scalar(1.0)?;
+        let seed = e.constant(Tensor::scalar(1.0))?;
         contrib.insert(loss, vec![seed]);
         for i in (0..=loss.node.index()).rev() {
             let node = graph.nodes()[i].clone();

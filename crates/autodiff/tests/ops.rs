@@ -648,3 +648,25 @@ fn unused_and_shared_gradients_get_their_own_outputs() {
     assert_eq!(outs["grad.b"], Tensor::scalar(1.0));
     assert_eq!(outs["grad.c"], Tensor::from_f32(&[2], vec![0.0, 0.0]));
 }
+
+#[test]
+fn the_spec_has_a_rule_for_every_op() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ir-spec/autodiff.md");
+    let text = std::fs::read_to_string(path).unwrap();
+    let first_cells: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("| "))
+        .filter_map(|l| l.split(" |").next())
+        .collect();
+    for &k in OpKind::ALL {
+        let n = k.name();
+        let rows = first_cells
+            .iter()
+            .filter(|c| c.contains(&format!("`{n}`")) || c.contains(&format!("`{n}(")))
+            .count();
+        assert_eq!(
+            rows, 1,
+            "ir-spec/autodiff.md needs exactly one row for `{n}`"
+        );
+    }
+}
