@@ -8,7 +8,7 @@
 //! topological order, so every consumer of a value is visited before its producer). Each
 //! value collects the gradient contributions of its consumers; when its producer is reached
 //! they are summed with `add` (fan-out) and handed to the producer's local rule in
-//! [`crate::rules`], which emits the gradients of the producer's inputs, un-broadcast to their
+//! `crate::rules`, which emits the gradients of the producer's inputs, un-broadcast to their
 //! shapes. Only values that depend on a value being differentiated get gradients, so data
 //! inputs and label paths produce no backward code.
 //!

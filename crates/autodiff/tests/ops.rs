@@ -7,6 +7,7 @@
 mod common;
 
 use common::{Rand, check, feeds, param};
+use proptest::prelude::*;
 use sinter_autodiff::{AutodiffError, grad, params};
 use sinter_ir::{Builder, DType, Float, Op, OpKind, Tensor, TensorType, Value};
 use std::collections::HashMap;
@@ -669,4 +670,46 @@ fn the_spec_has_a_rule_for_every_op() {
             "ir-spec/autodiff.md needs exactly one row for `{n}`"
         );
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Broadcasting binary ops on random shape pairs: the un-broadcast gradients.
+    #[test]
+    fn binary_ops_on_random_broadcast_shapes(seed in 0i64..10_000, which in 0usize..4) {
+        let op = [Op::Add {}, Op::Sub {}, Op::Mul {}, Op::Div {}][which].clone();
+        let mut r = Rand::new(seed);
+        let (sa, sb) = broadcast_pair(&mut r);
+        let f = feeds(vec![("b", r.tensor_in(&sb, 0.5, 2.0))]);
+        check(seed, move |b, _| {
+            let x = param(b, "a", &sa);
+            let y = param(b, "b", &sb);
+            vec![b.op(op, &[x, y]).unwrap()]
+        }, f);
+    }
+}
+
+#[test]
+fn gradients_with_respect_to_data_and_intermediate_values() {
+    // loss = sum(relu(x * w)): d/dx = relu'(x w) w, d/d(x w) = relu'(x w).
+    let mut b = Builder::new("g");
+    let x = b.input("x", TensorType::f32(&[3])).unwrap();
+    let w = param(&mut b, "w", &[3]);
+    let m = b.named("m", Op::Mul {}, &[x, w]).unwrap();
+    let r = b.relu(m).unwrap();
+    let l = b.reduce_sum(r, &[], false).unwrap();
+    let g = b.finish(&[l]).unwrap();
+    let gr = grad(&g, l, &[x, m]).unwrap();
+    let f = common::feeds(vec![
+        ("x", Tensor::from_f32(&[3], vec![1.0, -2.0, 3.0])),
+        ("w", Tensor::from_f32(&[3], vec![2.0, 1.0, -1.0])),
+    ]);
+    let outs: HashMap<String, Tensor> = sinter_interp::run(&gr.graph, &f)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(outs["grad.m"].as_f32().unwrap(), &[1.0, 0.0, 0.0]);
+    assert_eq!(outs["grad.x"].as_f32().unwrap(), &[2.0, 0.0, 0.0]);
+    assert_eq!(gr.grad_of("m"), Some(gr.grads[1]));
 }
