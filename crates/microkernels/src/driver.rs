@@ -21,7 +21,7 @@ use std::cell::RefCell;
 
 use crate::GemmError;
 use crate::isa::Isa;
-use crate::kernels::{TileFn, tile_fn, tile_partial};
+use crate::kernels::{DirectTileFn, TileFn, direct_tile_fn, tile_fn, tile_partial};
 use crate::layout::{KC, MC, MR, NC, NR, packed_a_len, packed_b_len};
 use crate::pack::{pack_a, pack_b};
 use crate::packed_b::PackedB;
@@ -29,6 +29,11 @@ use crate::packed_b::PackedB;
 /// Below this many multiply-adds (`m*n*k`) a threaded call runs on the calling thread: spawning
 /// costs tens of microseconds.
 const PAR_MIN_WORK: usize = 128 * 128 * 128;
+
+/// Up to this many columns of C (per `NC` block), a row-major A is read unpacked by the kernels
+/// that can: each element of A is then used only `2 * n` FLOPs' worth, so packing it would
+/// cost about as much as the multiply (the im2col shape `3136 x 576 x 64`).
+const DIRECT_A_MAX_N: usize = 4 * NR;
 
 /// A read-only strided matrix: element `(i, j)` at `ptr + i*rs + j*cs`.
 #[derive(Clone, Copy)]
@@ -258,6 +263,7 @@ unsafe fn nest(
     abuf: *mut f32,
     bbuf: *mut f32,
 ) {
+    let direct = direct_tile_fn(isa).filter(|_| a.cs == 1 && n <= DIRECT_A_MAX_N);
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
@@ -276,8 +282,17 @@ unsafe fn nest(
             };
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
-                // SAFETY: the block (ic.., pc..) of mc x kc is inside A; abuf is large enough.
-                unsafe { pack_a(isa, mc, kc, a.at(ic, pc), a.rs, a.cs, abuf) };
+                let full = mc / MR * MR;
+                if direct.is_some() {
+                    // Only the partial last panel is packed (zero rows); full panels are read
+                    // in place.
+                    // SAFETY: rows ic+full .. ic+mc, columns pc.. of A; abuf is large enough.
+                    let edge = abuf.wrapping_add(full * kc);
+                    unsafe { pack_a(isa, mc - full, kc, a.at(ic + full, pc), a.rs, a.cs, edge) };
+                } else {
+                    // SAFETY: the block (ic.., pc..) of mc x kc is inside A; abuf is large enough.
+                    unsafe { pack_a(isa, mc, kc, a.at(ic, pc), a.rs, a.cs, abuf) };
+                }
                 for jr in (0..nc).step_by(NR) {
                     let nr = NR.min(nc - jr);
                     let bp = bblock.wrapping_add(jr * kc);
@@ -285,6 +300,22 @@ unsafe fn nest(
                         let mr = MR.min(mc - ir);
                         let ap = abuf.wrapping_add(ir * kc);
                         let cp = c.at(ic + ir, jc + jr);
+                        if let (Some(direct), true) = (direct, ir < full) {
+                            let ad = a.at(ic + ir, pc);
+                            // SAFETY: rows ic+ir .. +MR and columns pc .. pc+kc of A exist (a full
+                            // panel, unit column stride); bp is a packed B panel; the mr x nr
+                            // tile at cp is inside C.
+                            unsafe {
+                                if nr == NR {
+                                    direct(kc, alpha, ad, a.rs, bp, beta_k, cp, c.rs, c.cs);
+                                } else {
+                                    direct_partial(
+                                        direct, nr, kc, alpha, ad, a.rs, bp, beta_k, cp, c.rs, c.cs,
+                                    );
+                                }
+                            }
+                            continue;
+                        }
                         // SAFETY: ap/bp are packed panels of kc*MR / kc*NR floats; the
                         // mr x nr tile at cp is inside C.
                         unsafe {
@@ -293,6 +324,37 @@ unsafe fn nest(
                     }
                 }
             }
+        }
+    }
+}
+
+/// A tile of `MR x nr` (`nr < NR`) through the unpacked-A kernel and a scratch tile.
+///
+/// # Safety
+/// As for the direct kernel, but only the `MR x nr` part of C need be valid.
+#[allow(clippy::too_many_arguments)] // the kernel's argument list
+unsafe fn direct_partial(
+    direct: DirectTileFn,
+    nr: usize,
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    b: *const f32,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    let mut tmp = [0.0f32; MR * NR];
+    // SAFETY: `tmp` is a full row-major tile; A and B per the contract.
+    unsafe { direct(k, alpha, a, rsa, b, 0.0, tmp.as_mut_ptr(), NR as isize, 1) };
+    for i in 0..MR {
+        for j in 0..nr {
+            // SAFETY: i < MR, j < nr: inside the tile of C.
+            let cij = unsafe { &mut *c.offset(i as isize * rsc + j as isize * csc) };
+            let v = tmp[i * NR + j];
+            *cij = if beta == 0.0 { v } else { v + beta * *cij };
         }
     }
 }

@@ -138,7 +138,7 @@ pub unsafe extern "C" fn sinter_sgemm_packed_b(
 
 /// Computes one tile of C from packed panels:
 /// `C[i, j] = alpha * sum_{p<k} a[p*MR + i] * b[p*NR + j] + beta * C[i, j]` for `i < mr`,
-/// `j < nr`, with `C[i, j]` at `c + i*rsc + j*csc` ([`MR`] = 8, [`NR`] = 32; `mr <= MR`,
+/// `j < nr`, with `C[i, j]` at `c + i*rsc + j*csc` ([`MR`] = 6, [`NR`] = 32; `mr <= MR`,
 /// `nr <= NR`). `beta == 0` does not read C. A full tile (`mr == MR`, `nr == NR`) with
 /// `csc == 1` is the fast path; others go through a scratch tile.
 ///

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// An instruction-set path for the microkernels and packing routines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Isa {
-    /// AVX-512F: the native `8 x 32` kernel (16 zmm accumulators).
+    /// AVX-512F: the native `6 x 32` kernel (12 zmm accumulators).
     Avx512,
-    /// AVX2 + FMA: the `8 x 32` tile as four `4 x 16` passes (8 ymm accumulators each).
+    /// AVX2 + FMA: the `6 x 32` tile as two `6 x 16` passes (12 ymm accumulators each).
     Avx2,
     /// Plain Rust loops that the compiler auto-vectorises for the baseline target.
     Portable,

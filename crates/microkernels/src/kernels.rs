@@ -19,6 +19,23 @@ use crate::layout::{MR, NR};
 /// `c + i*rsc + j*csc` (`i < MR`, `j < NR`) must be valid for reading and writing.
 pub(crate) type TileFn = unsafe fn(usize, f32, *const f32, *const f32, f32, *mut f32, isize, isize);
 
+/// A kernel that reads A unpacked: element `(i, p)` at `a + i*rsa + p` (row-major rows), B
+/// packed as for [`TileFn`].
+///
+/// # Safety
+/// As for [`TileFn`], with `a + i*rsa + p` readable for `i < MR`, `p < k`.
+pub(crate) type DirectTileFn =
+    unsafe fn(usize, f32, *const f32, isize, *const f32, f32, *mut f32, isize, isize);
+
+/// The unpacked-A kernel for `isa`, where there is one (AVX2 only for now).
+pub(crate) fn direct_tile_fn(isa: Isa) -> Option<DirectTileFn> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Some(x86::tile_avx2_direct),
+        _ => None,
+    }
+}
+
 /// The kernel for `isa`. The caller must only call it if `isa.is_available()`.
 pub(crate) fn tile_fn(isa: Isa) -> TileFn {
     match isa {
@@ -134,7 +151,7 @@ pub(crate) mod x86 {
     use crate::layout::{MR, NR};
     use std::arch::x86_64::*;
 
-    /// AVX-512 `8 x 32` kernel: 16 zmm accumulators, per k two B loads and eight broadcasts
+    /// AVX-512 `6 x 32` kernel: 12 zmm accumulators, per k two B loads and six broadcasts
     /// (folded into the FMAs as `{1to16}` memory operands).
     ///
     /// # Safety
@@ -196,8 +213,9 @@ pub(crate) mod x86 {
         }
     }
 
-    /// AVX2+FMA kernel: the `8 x 32` tile as four `4 x 16` passes over k (8 ymm accumulators,
-    /// two B loads and four broadcasts per k), since 16 ymm registers cannot hold the whole tile.
+    /// AVX2+FMA kernel: the `6 x 32` tile as two `6 x 16` passes over k (12 ymm accumulators,
+    /// two B loads and six broadcasts per k: 15 of the 16 ymm registers), since 16 ymm
+    /// registers cannot hold the whole tile.
     ///
     /// # Safety
     /// See [`super::TileFn`]; the CPU must support AVX2 and FMA.
@@ -212,48 +230,92 @@ pub(crate) mod x86 {
         rsc: isize,
         csc: isize,
     ) {
+        // SAFETY: forwarded contract.
+        unsafe { tile_avx2_impl::<false>(k, alpha, a, 0, b, beta, c, rsc, csc) }
+    }
+
+    /// [`tile_avx2`] reading A unpacked from `MR` row-major rows `rsa` apart: for a small N
+    /// packing A costs as much as the kernel (each element of A is used only `n` times).
+    ///
+    /// # Safety
+    /// See [`super::DirectTileFn`]; the CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn tile_avx2_direct(
+        k: usize,
+        alpha: f32,
+        a: *const f32,
+        rsa: isize,
+        b: *const f32,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { tile_avx2_impl::<true>(k, alpha, a, rsa, b, beta, c, rsc, csc) }
+    }
+
+    /// The AVX2 kernel body, A packed (`DIRECT = false`, `rsa` unused) or unpacked.
+    ///
+    /// # Safety
+    /// See [`tile_avx2`] and [`tile_avx2_direct`].
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tile_avx2_impl<const DIRECT: bool>(
+        k: usize,
+        alpha: f32,
+        a: *const f32,
+        rsa: isize,
+        b: *const f32,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+    ) {
         let va = _mm256_set1_ps(alpha);
         let vb = _mm256_set1_ps(beta);
         let mut tmp = [0.0f32; MR * NR];
-        for rh in 0..2 {
-            for ch in 0..2 {
-                let mut acc = [[_mm256_setzero_ps(); 2]; 4];
-                for p in 0..k {
-                    // SAFETY: p < k and ch*16 + 16 <= NR: inside the k*NR B panel.
-                    let (b0, b1) = unsafe {
-                        let bp = b.add(p * NR + ch * 16);
-                        (_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8)))
-                    };
-                    // SAFETY: p < k and rh*4 + 4 <= MR: inside the k*MR A panel.
-                    let ap = unsafe { &*(a.add(p * MR + rh * 4) as *const [f32; 4]) };
-                    for i in 0..4 {
-                        let ai = _mm256_set1_ps(ap[i]);
-                        acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-                        acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
-                    }
+        for ch in 0..2 {
+            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+            for p in 0..k {
+                // SAFETY: p < k and ch*16 + 16 <= NR: inside the k*NR B panel.
+                let (b0, b1) = unsafe {
+                    let bp = b.add(p * NR + ch * 16);
+                    (_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8)))
+                };
+                let ap: [f32; MR] = if DIRECT {
+                    // SAFETY: p < k, i < MR: element (i, p) of the unpacked A rows.
+                    std::array::from_fn(|i| unsafe { *a.offset(i as isize * rsa + p as isize) })
+                } else {
+                    // SAFETY: p < k: p*MR + MR <= k*MR floats of the A panel.
+                    unsafe { *(a.add(p * MR) as *const [f32; MR]) }
+                };
+                for i in 0..MR {
+                    let ai = _mm256_set1_ps(ap[i]);
+                    acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+                    acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
                 }
-                for (i, acc) in acc.iter().enumerate() {
-                    let r = rh * 4 + i;
-                    if csc == 1 {
-                        let row = c.wrapping_offset(r as isize * rsc + (ch * 16) as isize);
-                        let mut r0 = _mm256_mul_ps(acc[0], va);
-                        let mut r1 = _mm256_mul_ps(acc[1], va);
-                        // SAFETY: row r, columns ch*16 .. ch*16 + 16 are in the tile (csc == 1).
-                        unsafe {
-                            if beta != 0.0 {
-                                r0 = _mm256_fmadd_ps(_mm256_loadu_ps(row), vb, r0);
-                                r1 = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(8)), vb, r1);
-                            }
-                            _mm256_storeu_ps(row, r0);
-                            _mm256_storeu_ps(row.add(8), r1);
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                if csc == 1 {
+                    let row = c.wrapping_offset(i as isize * rsc + (ch * 16) as isize);
+                    let mut r0 = _mm256_mul_ps(acc[0], va);
+                    let mut r1 = _mm256_mul_ps(acc[1], va);
+                    // SAFETY: row i, columns ch*16 .. ch*16 + 16 are in the tile (csc == 1).
+                    unsafe {
+                        if beta != 0.0 {
+                            r0 = _mm256_fmadd_ps(_mm256_loadu_ps(row), vb, r0);
+                            r1 = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(8)), vb, r1);
                         }
-                    } else {
-                        // SAFETY: r*NR + ch*16 + 16 <= MR*NR floats of tmp.
-                        unsafe {
-                            let t = tmp.as_mut_ptr().add(r * NR + ch * 16);
-                            _mm256_storeu_ps(t, acc[0]);
-                            _mm256_storeu_ps(t.add(8), acc[1]);
-                        }
+                        _mm256_storeu_ps(row, r0);
+                        _mm256_storeu_ps(row.add(8), r1);
+                    }
+                } else {
+                    // SAFETY: i*NR + ch*16 + 16 <= MR*NR floats of tmp.
+                    unsafe {
+                        let t = tmp.as_mut_ptr().add(i * NR + ch * 16);
+                        _mm256_storeu_ps(t, acc[0]);
+                        _mm256_storeu_ps(t.add(8), acc[1]);
                     }
                 }
             }
@@ -264,25 +326,34 @@ pub(crate) mod x86 {
         }
     }
 
-    /// Transposes an 8x8 block: reads `src[r*ld + q]` and writes `dst[q*ldd + r]` for
-    /// `r, q < 8`. Packing uses it where the source is contiguous along k but the panel
-    /// interleaves along the other dimension (row-major A, transposed B).
+    /// Transposes an 8x8 block: reads `src[r*ld + q]` for `r < rows` (`rows <= 8`; missing rows
+    /// read as row 0 and are discarded) and writes `dst[q*ldd + r]` for `q < 8`, `r < rows`.
+    /// Packing uses it where the source is contiguous along k but the panel interleaves along
+    /// the other dimension (row-major A, transposed B).
     ///
     /// # Safety
-    /// The 64 source and 64 destination elements must be valid; the CPU must support AVX.
+    /// `rows >= 1`; the source rows `r < rows` (8 floats each) and destination rows `q < 8`
+    /// (`rows` floats each) must be valid; the CPU must support AVX.
     #[target_feature(enable = "avx")]
-    pub(crate) unsafe fn transpose8x8(src: *const f32, ld: isize, dst: *mut f32, ldd: usize) {
-        // SAFETY: rows r < 8 of 8 floats each are valid by the contract.
+    pub(crate) unsafe fn transpose8x8(
+        src: *const f32,
+        ld: isize,
+        rows: usize,
+        dst: *mut f32,
+        ldd: usize,
+    ) {
+        let row = |r: usize| src.wrapping_offset(if r < rows { r as isize * ld } else { 0 });
+        // SAFETY: rows r < rows are valid by the contract, the others alias row 0.
         let r = unsafe {
             [
-                _mm256_loadu_ps(src),
-                _mm256_loadu_ps(src.offset(ld)),
-                _mm256_loadu_ps(src.offset(2 * ld)),
-                _mm256_loadu_ps(src.offset(3 * ld)),
-                _mm256_loadu_ps(src.offset(4 * ld)),
-                _mm256_loadu_ps(src.offset(5 * ld)),
-                _mm256_loadu_ps(src.offset(6 * ld)),
-                _mm256_loadu_ps(src.offset(7 * ld)),
+                _mm256_loadu_ps(row(0)),
+                _mm256_loadu_ps(row(1)),
+                _mm256_loadu_ps(row(2)),
+                _mm256_loadu_ps(row(3)),
+                _mm256_loadu_ps(row(4)),
+                _mm256_loadu_ps(row(5)),
+                _mm256_loadu_ps(row(6)),
+                _mm256_loadu_ps(row(7)),
             ]
         };
         let t0 = _mm256_unpacklo_ps(r[0], r[1]);
@@ -312,8 +383,17 @@ pub(crate) mod x86 {
             _mm256_permute2f128_ps::<0x31>(u3, u7),
         ];
         for (q, v) in o.into_iter().enumerate() {
-            // SAFETY: destination row q < 8 of 8 floats is valid by the contract.
-            unsafe { _mm256_storeu_ps(dst.add(q * ldd), v) };
+            if rows == 8 {
+                // SAFETY: destination row q < 8 of 8 floats is valid by the contract.
+                unsafe { _mm256_storeu_ps(dst.add(q * ldd), v) };
+            } else {
+                let mut t = [0.0f32; 8];
+                // SAFETY: `t` holds 8 floats; destination row q has `rows <= 8` valid floats.
+                unsafe {
+                    _mm256_storeu_ps(t.as_mut_ptr(), v);
+                    std::ptr::copy_nonoverlapping(t.as_ptr(), dst.add(q * ldd), rows);
+                }
+            }
         }
     }
 }

@@ -15,24 +15,26 @@
 //! holds columns `q*NR .. q*NR + NR`; element `(p, j)` is at `p * NR + j` inside the panel.
 //! Columns past `nc` are zero. The block takes [`packed_b_len`]`(kc, nc)` floats.
 //!
-//! # Why 8x32
-//! On Zen 4 (and other AVX-512 cores) an `8 x 32` tile is 16 zmm accumulators: enough
-//! independent FMA chains to cover the FMA latency, with per-k traffic of two 64-byte B loads
-//! and eight broadcasts, well under the load ports' limit. The notes measured 85-97% of the
-//! FMA peak for this shape. The AVX2 kernel computes the same tile as four `4 x 16` passes
-//! (8 ymm accumulators each) and the portable kernel as plain loops, so all three share the
-//! layout.
+//! # Why 6x32
+//! One geometry must serve both vector widths, because packed data and the C-ABI entries must
+//! not depend on the CPU. `6 x 32` is the AVX2 classic `6 x 16` (12 ymm accumulators + 2 B
+//! vectors + 1 broadcast = 15 of 16 registers) done in two column passes, and for AVX-512 a
+//! `6 x 32` tile of 12 zmm accumulators: more independent FMA chains than latency x
+//! throughput needs (4 x 1 zmm/cycle on Zen 4, 4 x 2 on Intel), with per-k traffic of two B
+//! vector loads and six broadcasts for 12 FMAs, under the load ports' limit. The deployment
+//! VM turned out to expose AVX2+FMA only (no AVX-512, whatever `shared/CODEGEN-NOTES.md`
+//! says), so the AVX2 shape decided it. The portable kernel is plain loops on the same layout.
 
 /// Rows of the register tile (and of a packed A panel).
-pub const MR: usize = 8;
+pub const MR: usize = 6;
 /// Columns of the register tile (and of a packed B panel).
 pub const NR: usize = 32;
-/// Depth of a cache block: a packed B panel (`KC x NR`, 32 KiB) streams through L1 while the
-/// `MR x NR` accumulators stay in registers.
-pub const KC: usize = 256;
-/// Rows of A packed per block (`MC x KC`, 144 KiB of floats): sized to stay in L2.
+/// Depth of a cache block: a packed B panel (`KC x NR`, 24 KiB) plus an A panel (`KC x MR`,
+/// 4.5 KiB) fit the 32 KiB L1 of Zen 4 while the `MR x NR` accumulators stay in registers.
+pub const KC: usize = 192;
+/// Rows of A packed per block (`MC x KC`, 108 KiB): sized to stay in L2; a multiple of `MR`.
 pub const MC: usize = 144;
-/// Columns of B packed per block (`KC x NC`, 2 MiB): sized for L2/L3.
+/// Columns of B packed per block (`KC x NC`, 1.5 MiB): sized for L2/L3.
 pub const NC: usize = 2048;
 
 /// Floats needed for a packed block of A with `mc` rows and `kc` columns.

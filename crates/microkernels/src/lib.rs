@@ -3,8 +3,8 @@
 //!
 //! Cranelift 0.135 only lowers 128-bit vectors, which caps JIT-generated compute at about half of
 //! this machine's FMA peak (see `shared/CODEGEN-NOTES.md`). So matmul, gemm and convolutions (as
-//! implicit GEMM / im2col) call into the hand-written kernels in this crate, which run at
-//! 85-97% of peak. The design is BLIS-style:
+//! implicit GEMM / im2col) call into the hand-written kernels in this crate (BENCHMARKS.md
+//! has their measured share of peak). The design is BLIS-style:
 //!
 //! - a register-tiled **microkernel** computes one [`MR`]`x`[`NR`] tile of C from a packed
 //!   panel of A (`k x MR`, see [`layout`]) and a packed panel of B (`k x NR`);

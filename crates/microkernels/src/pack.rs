@@ -15,20 +15,22 @@ fn transpose_ok(isa: Isa) -> bool {
     cfg!(target_arch = "x86_64") && matches!(isa, Isa::Avx512 | Isa::Avx2)
 }
 
-/// Transposes an 8x8 block (see [`crate::kernels::x86::transpose8x8`]).
+/// Transposes an 8-column block of `rows <= 8` rows (see
+/// [`crate::kernels::x86::transpose8x8`]).
 ///
 /// # Safety
-/// The source rows `src + r*ld .. + 8` and destination rows `dst + q*ldd .. + 8` (`r, q < 8`)
-/// must be valid, and `transpose_ok(isa)` must hold for an available `isa`.
+/// The source rows `src + r*ld .. + 8` (`r < rows`) and destination rows
+/// `dst + q*ldd .. + rows` (`q < 8`) must be valid, and `transpose_ok(isa)` must hold for an
+/// available `isa`.
 #[inline(always)]
-unsafe fn transpose8(src: *const f32, ld: isize, dst: *mut f32, ldd: usize) {
+unsafe fn transpose8(src: *const f32, ld: isize, rows: usize, dst: *mut f32, ldd: usize) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: forwarded contract; AVX is implied by the AVX2/AVX-512 path being available.
     unsafe {
-        crate::kernels::x86::transpose8x8(src, ld, dst, ldd)
+        crate::kernels::x86::transpose8x8(src, ld, rows, dst, ldd)
     }
     #[cfg(not(target_arch = "x86_64"))]
-    for r in 0..8 {
+    for r in 0..rows {
         for q in 0..8 {
             // SAFETY: forwarded contract.
             unsafe { *dst.add(q * ldd + r) = *src.offset(r as isize * ld + q as isize) };
@@ -59,9 +61,9 @@ pub(crate) unsafe fn pack_a(
         let mut p0 = 0;
         if rows == MR && csa == 1 && transpose_ok(isa) {
             while p0 + 8 <= kc {
-                // SAFETY: rows i < 8 = MR and columns p0..p0+8 <= kc are elements of the block;
+                // SAFETY: rows i < MR and columns p0..p0+8 <= kc are elements of the block;
                 // the destination rows p0..p0+8 of MR floats lie in this panel.
-                unsafe { transpose8(at(0, p0), rsa, panel.add(p0 * MR), MR) };
+                unsafe { transpose8(at(0, p0), rsa, MR, panel.add(p0 * MR), MR) };
                 p0 += 8;
             }
         }
@@ -134,7 +136,7 @@ pub(crate) unsafe fn pack_b(
                     // SAFETY: columns g*8..g*8+8 < NR = cols and rows p0..p0+8 <= kc are
                     // elements of the block; destination rows p0..p0+8, columns g*8..g*8+8
                     // lie in the panel.
-                    unsafe { transpose8(at(p0, g * 8), csb, panel.add(p0 * NR + g * 8), NR) };
+                    unsafe { transpose8(at(p0, g * 8), csb, 8, panel.add(p0 * NR + g * 8), NR) };
                 }
                 p0 += 8;
             }
