@@ -161,8 +161,34 @@ pub fn next_name(name: &str) -> String {
 /// The `f32[]` step counter input of optimisers that count steps (Adam, AdamW).
 pub const STEP: &str = "opt.step";
 
+/// The learning-rate input.
+pub const LR: &str = "lr";
+
+/// What a step carries to the next: the state inputs with their initial values and, for
+/// every carried input, the value that becomes its next value.
+#[derive(Default)]
+struct Carry {
+    state: Vec<(String, Tensor)>,
+    next: Vec<(Value, String)>,
+}
+
+impl Carry {
+    /// A state input called `name`, starting at `init`.
+    fn input(&mut self, g: &mut Graph, name: &str, init: Tensor) -> Result<Value, AutodiffError> {
+        let v = g.add_input(name, init.ty(), InputKind::Data)?;
+        self.state.push((name.to_string(), init));
+        Ok(v)
+    }
+
+    /// `v` is the next value of the input `input`.
+    fn output(&mut self, input: &str, v: Value) {
+        self.next.push((v, input.to_string()));
+    }
+}
+
 /// Builds the training step of `forward` with the `f32[]` loss `loss`; see the
-/// [module docs](self). Every parameter is trained.
+/// [module docs](self). Every parameter is trained. The names `lr`, `opt.*` and `*.next`
+/// must be free in `forward`.
 pub fn training_graph(
     forward: &Graph,
     loss: Value,
@@ -171,173 +197,138 @@ pub fn training_graph(
     let ps = params(forward);
     let gr = grad(forward, loss, &ps)?;
     let mut g = gr.graph;
-    let param_names: Vec<String> = ps
+    let names: Vec<String> = ps
         .iter()
         .map(|&p| forward.value_name(p).to_string())
         .collect();
-    let mut state: Vec<(String, Tensor)> = Vec::new();
-    let mut feedback: Vec<(String, String)> = Vec::new();
-    let mut next: Vec<Value> = Vec::new();
-
-    let lr = g.add_input("lr", TensorType::f32(&[]), InputKind::Data)?;
-    let mut add_state =
-        |g: &mut Graph, name: String, init: Tensor| -> Result<Value, AutodiffError> {
-            let v = g.add_input(&name, init.ty(), InputKind::Data)?;
-            state.push((name, init));
-            Ok(v)
-        };
-    // Inputs first, so that emitting the update can refer to them.
-    let counts_steps = matches!(
-        cfg.optimizer,
-        Optimizer::Adam { .. } | Optimizer::AdamW { .. }
-    );
-    let step = if counts_steps {
-        Some(add_state(&mut g, STEP.to_string(), Tensor::scalar(0.0))?)
-    } else {
-        None
+    let mut carry = Carry::default();
+    // Inputs first, so that the update can read them.
+    let lr = g.add_input(LR, TensorType::f32(&[]), InputKind::Data)?;
+    let step = match cfg.optimizer {
+        Optimizer::Adam { .. } | Optimizer::AdamW { .. } => {
+            Some(carry.input(&mut g, STEP, Tensor::scalar(0.0))?)
+        }
+        Optimizer::Sgd { .. } => None,
     };
     let mut slots: Vec<Vec<Value>> = Vec::new();
-    for (p, name) in ps.iter().zip(&param_names) {
-        let ty = forward.ty(*p).clone();
-        let names: Vec<String> = match cfg.optimizer {
-            Optimizer::Sgd { momentum, .. } if momentum != 0.0 => vec![format!("opt.{name}.buf")],
-            Optimizer::Sgd { .. } => vec![],
-            Optimizer::Adam { .. } | Optimizer::AdamW { .. } => {
-                vec![format!("opt.{name}.m"), format!("opt.{name}.v")]
-            }
-        };
+    for (p, name) in ps.iter().zip(&names) {
+        let zeros = Tensor::zeros(forward.ty(*p));
         let mut vs = Vec::new();
-        for n in names {
-            vs.push(add_state(&mut g, n, Tensor::zeros(&ty))?);
+        for slot in optimizer_slots(&cfg.optimizer) {
+            vs.push(carry.input(&mut g, &format!("opt.{name}.{slot}"), zeros.clone())?);
         }
         slots.push(vs);
     }
-    let bn_nodes: Vec<(usize, String)> = forward
-        .nodes()
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| matches!(n.kind, NodeKind::Op(Op::BatchNormTrain { .. })))
-        .map(|(i, n)| (i, n.outputs[0].name.clone()))
-        .collect();
-    let mut bn_inputs = Vec::new();
-    for (i, name) in &bn_nodes {
-        let c = forward.nodes()[*i].outputs[1].ty.shape[0];
-        let m = add_state(
-            &mut g,
-            format!("{name}.running_mean"),
-            Tensor::zeros(&TensorType::f32(&[c])),
-        )?;
-        let v = add_state(
-            &mut g,
-            format!("{name}.running_var"),
-            Tensor::full(&[c], 1.0),
-        )?;
-        bn_inputs.push((m, v));
+    let mut batch_norm = Vec::new();
+    for (i, node) in forward.nodes().iter().enumerate() {
+        if let NodeKind::Op(Op::BatchNormTrain { .. }) = node.kind {
+            let y = &node.outputs[0].name;
+            let c = node.outputs[1].ty.shape[0];
+            let stats = BatchNormStats {
+                node: y.clone(),
+                mean: format!("{y}.running_mean"),
+                var: format!("{y}.running_var"),
+            };
+            let m = carry.input(&mut g, &stats.mean, Tensor::zeros(&TensorType::f32(&[c])))?;
+            let v = carry.input(&mut g, &stats.var, Tensor::full(&[c], 1.0))?;
+            batch_norm.push((NodeId(i as u32), stats, m, v));
+        }
     }
 
-    let mut names_out: Vec<String> = Vec::new();
-    {
-        let mut e = Emitter::new(&mut g, "u");
-        let grads = clip(&mut e, &gr.grads, cfg.clip)?;
-        // The step number t = step + 1 of this update.
-        let t = match step {
-            Some(s) => {
-                let one = e.scalar(1.0)?;
-                let t = e.add(s, one)?;
-                next.push(t);
-                names_out.push(next_name(STEP));
-                feedback.push((next_name(STEP), STEP.to_string()));
-                Some(t)
-            }
-            None => None,
-        };
-        for (i, (&p, mut d)) in ps.iter().zip(grads).enumerate() {
-            if cfg.weight_decay != 0.0 {
-                let wd = e.scale(p, cfg.weight_decay)?;
-                d = e.add(d, wd)?;
-            }
-            let (p_next, st_next) = update(&mut e, &cfg.optimizer, p, d, lr, t, &slots[i])?;
-            next.push(p_next);
-            names_out.push(next_name(&param_names[i]));
-            feedback.push((next_name(&param_names[i]), param_names[i].clone()));
-            for (s, sn) in slots[i].iter().zip(st_next) {
-                let n = e.g.value_name(*s).to_string();
-                next.push(sn);
-                names_out.push(next_name(&n));
-                feedback.push((next_name(&n), n));
-            }
+    let mut e = Emitter::new(&mut g, "u");
+    let grads = clip(&mut e, &gr.grads, cfg.clip)?;
+    // The number t = step + 1 of this update.
+    let t = match step {
+        Some(s) => {
+            let one = e.scalar(1.0)?;
+            let t = e.add(s, one)?;
+            carry.output(STEP, t);
+            Some(t)
         }
-        let mut batch_norm = Vec::new();
-        for ((i, name), (rm, rv)) in bn_nodes.iter().zip(&bn_inputs) {
-            let node = &forward.nodes()[*i];
-            let xs = &forward.ty(node.inputs[0]).shape;
-            let count: usize = xs
-                .iter()
-                .enumerate()
-                .filter(|(a, _)| *a != 1)
-                .map(|(_, d)| d)
-                .product();
-            let bm = Value {
-                node: NodeId(*i as u32),
-                output: 1,
-            };
-            let bv = Value {
-                node: NodeId(*i as u32),
-                output: 2,
-            };
-            let mom = cfg.bn_momentum;
-            let unbiased = if count > 1 {
-                count as f32 / (count - 1) as f32
-            } else {
-                1.0
-            };
-            let a = e.scale(*rm, 1.0 - mom)?;
-            let b = e.scale(bm, mom)?;
-            next.push(e.add(a, b)?);
-            let a = e.scale(*rv, 1.0 - mom)?;
-            let b = e.scale(bv, mom * unbiased)?;
-            next.push(e.add(a, b)?);
-            let (mn, vn) = (
-                format!("{name}.running_mean"),
-                format!("{name}.running_var"),
-            );
-            for n in [&mn, &vn] {
-                names_out.push(next_name(n));
-                feedback.push((next_name(n), n.clone()));
-            }
-            batch_norm.push(BatchNormStats {
-                node: name.clone(),
-                mean: mn,
-                var: vn,
-            });
+        None => None,
+    };
+    for (i, (&p, mut d)) in ps.iter().zip(grads).enumerate() {
+        if cfg.weight_decay != 0.0 {
+            let wd = e.scale(p, cfg.weight_decay)?;
+            d = e.add(d, wd)?;
         }
-        let rename: HashMap<Value, String> = next
-            .iter()
-            .copied()
-            .zip(names_out.iter().cloned())
-            .collect();
-        let mut outputs = vec![loss];
-        outputs.extend(forward.outputs().iter().filter(|&&v| v != loss));
-        outputs.extend(&next);
-        let mut g2 = rebuild(e.g, &rename)?;
-        g2.set_outputs(&outputs)?;
-        g2.verify()?;
-        let data = forward
+        let (p_next, st_next) = update(&mut e, &cfg.optimizer, p, d, lr, t, &slots[i])?;
+        carry.output(&names[i], p_next);
+        for (s, sn) in slots[i].iter().zip(st_next) {
+            let input = e.g.value_name(*s).to_string();
+            carry.output(&input, sn);
+        }
+    }
+    for (node, stats, m, v) in &batch_norm {
+        let (m_next, v_next) = running_stats(&mut e, forward, *node, (*m, *v), cfg.bn_momentum)?;
+        carry.output(&stats.mean, m_next);
+        carry.output(&stats.var, v_next);
+    }
+
+    let rename: HashMap<Value, String> = carry
+        .next
+        .iter()
+        .map(|(v, input)| (*v, next_name(input)))
+        .collect();
+    let mut outputs = vec![loss];
+    outputs.extend(forward.outputs().iter().filter(|&&v| v != loss));
+    outputs.extend(carry.next.iter().map(|(v, _)| *v));
+    let mut graph = rebuild(e.g, &rename)?;
+    graph.set_outputs(&outputs)?;
+    graph.verify()?;
+    Ok(TrainingGraph {
+        graph,
+        loss: forward.value_name(loss).to_string(),
+        lr: LR.to_string(),
+        params: names,
+        state: carry.state,
+        feedback: carry
+            .next
+            .into_iter()
+            .map(|(_, input)| (next_name(&input), input))
+            .collect(),
+        batch_norm: batch_norm.into_iter().map(|(_, s, _, _)| s).collect(),
+        data: forward
             .inputs()
             .filter(|(_, k)| *k == InputKind::Data)
             .map(|(v, _)| forward.value_name(v).to_string())
-            .collect();
-        Ok(TrainingGraph {
-            graph: g2,
-            loss: forward.value_name(loss).to_string(),
-            lr: "lr".to_string(),
-            params: param_names,
-            state,
-            feedback,
-            batch_norm,
-            data,
-        })
+            .collect(),
+    })
+}
+
+/// The state slots an optimiser keeps per parameter (`opt.<param>.<slot>`).
+fn optimizer_slots(opt: &Optimizer) -> &'static [&'static str] {
+    match opt {
+        Optimizer::Sgd { momentum, .. } if *momentum != 0.0 => &["buf"],
+        Optimizer::Sgd { .. } => &[],
+        Optimizer::Adam { .. } | Optimizer::AdamW { .. } => &["m", "v"],
     }
+}
+
+/// The next running mean and variance of the `batch_norm_train` node `node`:
+/// `(1 - mom) running + mom batch`, the batch variance made unbiased (`n / (n - 1)`).
+fn running_stats(
+    e: &mut Emitter<'_>,
+    forward: &Graph,
+    node: NodeId,
+    (mean, var): (Value, Value),
+    mom: f32,
+) -> Result<(Value, Value), AutodiffError> {
+    let xs = &forward.ty(forward.node(node).inputs[0]).shape;
+    let n: usize = (0..xs.len()).filter(|&a| a != 1).map(|a| xs[a]).product();
+    let unbiased = if n > 1 {
+        n as f32 / (n - 1) as f32
+    } else {
+        1.0
+    };
+    let batch = |output| Value { node, output };
+    let a = e.scale(mean, 1.0 - mom)?;
+    let b = e.scale(batch(1), mom)?;
+    let m = e.add(a, b)?;
+    let a = e.scale(var, 1.0 - mom)?;
+    let b = e.scale(batch(2), mom * unbiased)?;
+    let v = e.add(a, b)?;
+    Ok((m, v))
 }
 
 /// Clipped gradients (the same values when `clip` is `None`).

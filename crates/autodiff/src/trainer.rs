@@ -116,32 +116,49 @@ impl<B: Backend> Trainer<B> {
     /// Runs one training step on `batch` (the forward graph's data inputs, by name) and
     /// returns the loss. The parameters and state advance only if the step succeeds.
     pub fn step(&mut self, batch: &HashMap<String, Tensor>) -> Result<f32, AutodiffError> {
-        let mut inputs = self.values.clone();
-        for (k, t) in batch {
-            if self.values.contains_key(k) || *k == self.graph.lr {
-                return Err(AutodiffError::Train(format!(
-                    "the batch feeds `%{k}`, which the trainer owns"
-                )));
-            }
-            inputs.insert(k.clone(), t.clone());
+        if let Some(k) = batch
+            .keys()
+            .find(|k| self.values.contains_key(*k) || **k == self.graph.lr)
+        {
+            return Err(AutodiffError::Train(format!(
+                "the batch feeds `%{k}`, which the trainer owns"
+            )));
         }
+        // The parameters and state move into the inputs and back, without copies.
+        let mut inputs = std::mem::take(&mut self.values);
+        inputs.extend(batch.iter().map(|(k, t)| (k.clone(), t.clone())));
         let lr = self.schedule.lr(self.steps);
         inputs.insert(self.graph.lr.clone(), Tensor::scalar(lr));
-        let outs = self
-            .backend
-            .run(&self.program, &inputs)
-            .map_err(AutodiffError::Backend)?;
-        let outs: HashMap<String, Tensor> = outs.into_iter().collect();
+        let result = self.backend.run(&self.program, &inputs);
+        inputs.remove(&self.graph.lr);
+        for k in batch.keys() {
+            inputs.remove(k);
+        }
+        self.values = inputs;
+        let outs: HashMap<String, Tensor> = result
+            .map_err(AutodiffError::Backend)?
+            .into_iter()
+            .collect();
         let loss = outs
             .get(&self.graph.loss)
             .and_then(|t| t.as_f32())
             .and_then(|v| v.first().copied())
             .ok_or_else(|| AutodiffError::Backend("the step returned no loss".into()))?;
+        if let Some((out, _)) = self
+            .graph
+            .feedback
+            .iter()
+            .find(|(o, _)| !outs.contains_key(o))
+        {
+            return Err(AutodiffError::Backend(format!(
+                "the step returned no `%{out}`"
+            )));
+        }
+        let mut outs = outs;
         for (out, input) in &self.graph.feedback {
-            let t = outs
-                .get(out)
-                .ok_or_else(|| AutodiffError::Backend(format!("the step returned no `%{out}`")))?;
-            self.values.insert(input.clone(), t.clone());
+            if let Some(t) = outs.remove(out) {
+                self.values.insert(input.clone(), t);
+            }
         }
         self.steps += 1;
         Ok(loss)

@@ -365,3 +365,38 @@ fn trainer_saves_and_loads_safetensors() {
     assert!(e.contains("`%nope` is not a parameter"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_failed_step_changes_nothing() {
+    let (g, loss) = model();
+    let tg = training_graph(&g, loss, &TrainConfig::new(Optimizer::sgd(0.5))).unwrap();
+    let params = init_params(&g, Init::XavierUniform, 4);
+    let mut tr = Trainer::new(
+        Interpret(sinter_interp::run),
+        tg,
+        params,
+        Schedule::Constant(0.1),
+    )
+    .unwrap();
+    let mut r = Rand::new(8);
+    let bad = common::feeds(vec![
+        ("x", r.tensor(&[4, 2])),
+        ("target", r.tensor(&[4, 2])),
+    ]);
+    let e = tr.step(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("input `%x` expects f32[4,3], got f32[4,2]"),
+        "{e}"
+    );
+    let owned = common::feeds(vec![("w1", r.tensor(&[3, 5]))]);
+    let e = tr.step(&owned).unwrap_err().to_string();
+    assert_eq!(e, "the batch feeds `%w1`, which the trainer owns");
+    assert_eq!(tr.steps(), 0);
+    assert!(tr.get("w1").is_some() && tr.get("opt.w1.buf").is_some());
+    let good = common::feeds(vec![
+        ("x", r.tensor(&[4, 3])),
+        ("target", r.tensor(&[4, 2])),
+    ]);
+    tr.step(&good).unwrap();
+    assert_eq!(tr.steps(), 1);
+}
