@@ -17,20 +17,65 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use sinter_microkernels as mk;
 
-/// Per-call seconds of every sample, by benchmark id.
-static SAMPLES: Mutex<BTreeMap<String, (f64, Vec<f64>)>> = Mutex::new(BTreeMap::new());
-
-fn record(id: &str, flops: f64, per_call: f64) {
-    let mut s = SAMPLES.lock().unwrap();
-    s.entry(id.to_string())
-        .or_insert((flops, Vec::new()))
-        .1
-        .push(per_call);
+/// One sample: wall seconds and process CPU seconds per call.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: f64,
+    cpu: f64,
 }
+
+/// FLOPs per call and every sample, by benchmark id.
+type Samples = BTreeMap<String, (f64, Vec<Sample>)>;
+static SAMPLES: Mutex<Samples> = Mutex::new(BTreeMap::new());
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// CPU time of the whole process (all threads, exited ones included), in seconds. The machine
+/// is shared: wall time includes time when other processes held our cores, CPU time does not.
+#[cfg(target_os = "linux")]
+fn cpu_seconds() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    unsafe extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is Linux's.
+    let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    ts.sec as f64 + ts.nsec as f64 * 1e-9
+}
+
+#[cfg(not(target_os = "linux"))]
+fn cpu_seconds() -> f64 {
+    f64::NAN
+}
+
+/// Times `iters` calls of `f` and records the per-call sample under `id`.
+fn timed(id: &str, flops: f64, iters: u64, mut f: impl FnMut()) -> Duration {
+    let (c0, t) = (cpu_seconds(), Instant::now());
+    for _ in 0..iters {
+        f();
+    }
+    let d = t.elapsed();
+    let cpu = cpu_seconds() - c0;
+    let n = iters as f64;
+    let mut m = SAMPLES.lock().unwrap();
+    let e = m.entry(id.to_string()).or_insert((flops, Vec::new()));
+    e.1.push(Sample {
+        wall: d.as_secs_f64() / n,
+        cpu: cpu / n,
+    });
+    d
 }
 
 /// `iters` rounds of 24 independent AVX-512 FMA chains (enough to cover the FMA latency
@@ -168,40 +213,31 @@ fn gemm(c: &mut Criterion) {
         let a = data(m * k, 1);
         let b = data(k * n, 2);
         let mut out = vec![0.0f32; m * n];
+        let (lda, ldb) = (k as isize, n as isize);
         for threads in [1, 2] {
             let id = format!("{} t{threads}", case.name);
             g.bench_function(id.clone(), |bch| {
                 bch.iter_custom(|iters| {
-                    let t = Instant::now();
-                    for _ in 0..iters {
+                    timed(&id, flops, iters, || {
+                        let c = &mut out;
                         mk::sgemm_threaded(
-                            m, n, k, 1.0, &a, k as isize, 1, &b, n as isize, 1, 0.0, &mut out,
-                            n as isize, 1, threads,
+                            m, n, k, 1.0, &a, lda, 1, &b, ldb, 1, 0.0, c, ldb, 1, threads,
                         )
-                        .unwrap();
-                    }
-                    let d = t.elapsed();
-                    record(&id, flops, d.as_secs_f64() / iters as f64);
-                    d
+                        .unwrap()
+                    })
                 })
             });
         }
         if case.name.starts_with("conv") {
             // Constant weights packed once, as an inference engine would.
-            let packed = mk::PackedB::new(k, n, &b, n as isize, 1).unwrap();
+            let packed = mk::PackedB::new(k, n, &b, ldb, 1).unwrap();
             let id = format!("{} t1 packedB", case.name);
             g.bench_function(id.clone(), |bch| {
                 bch.iter_custom(|iters| {
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        mk::sgemm_packed_b(
-                            m, 1.0, &a, k as isize, 1, &packed, 0.0, &mut out, n as isize, 1,
-                        )
-                        .unwrap();
-                    }
-                    let d = t.elapsed();
-                    record(&id, flops, d.as_secs_f64() / iters as f64);
-                    d
+                    timed(&id, flops, iters, || {
+                        let c = &mut out;
+                        mk::sgemm_packed_b(m, 1.0, &a, lda, 1, &packed, 0.0, c, ldb, 1).unwrap()
+                    })
                 })
             });
         }
@@ -218,39 +254,49 @@ fn main() {
     let (width, peak_med, peak_best) = peak.unwrap_or(("none", f64::NAN, f64::NAN));
     eprintln!();
     eprintln!(
-        "GEMM summary (ISA {:?}; peak fp32 FMA, 1 core, {width}: median {peak_med:.1}, best {peak_best:.1} GFLOP/s)",
+        "GEMM summary (ISA {:?}; fp32 FMA peak, 1 core, {width}: median {peak_med:.1}, best {peak_best:.1} GFLOP/s; % of peak uses the best)",
         mk::Isa::detect()
     );
     eprintln!(
-        "| shape (m x k x n) | threads | median ms | GFLOP/s | % of peak | speedup vs 1 thread |"
+        "| shape (m x k x n) | threads | median ms (wall) | GFLOP/s (wall median) | GFLOP/s (wall best) | GFLOP/s per core (CPU time) | % of peak (CPU time) | wall speedup | CPU-time parallel efficiency |"
     );
-    eprintln!("|---|---|---|---|---|---|");
-    let mut samples = SAMPLES.lock().unwrap();
-    let samples = &mut *samples;
+    eprintln!("|---|---|---|---|---|---|---|---|---|");
+    let samples = SAMPLES.lock().unwrap();
+    let stats = |v: &[Sample]| {
+        let mut wall: Vec<f64> = v.iter().map(|s| s.wall).collect();
+        let best = wall.iter().cloned().fold(f64::INFINITY, f64::min);
+        let mut cpu: Vec<f64> = v.iter().map(|s| s.cpu).collect();
+        (median(&mut wall), best, median(&mut cpu))
+    };
     for case in CASES {
+        let base = samples
+            .get(&format!("{} t1", case.name))
+            .map(|(_, v)| stats(v));
         for suffix in [" t1", " t2", " t1 packedB"] {
             let id = format!("{}{suffix}", case.name);
-            let Some((flops, v)) = samples.get_mut(&id) else {
+            let Some((flops, v)) = samples.get(&id) else {
                 continue;
             };
-            let t = median(v);
-            let gf = *flops / t / 1e9;
-            let threads = if suffix.contains("t2") { 2.0 } else { 1.0 };
-            let base = format!("{} t1", case.name);
-            let speedup = samples.get(&base).map(|(_, v)| {
-                let mut v = v.clone();
-                median(&mut v) / t
-            });
-            let speedup = match speedup {
-                Some(s) if threads > 1.0 => format!("{s:.2}x"),
-                _ => "-".into(),
+            let (wall, best, cpu) = stats(v);
+            let per_core = flops / cpu / 1e9;
+            let (speedup, eff) = match base {
+                Some((w1, _, c1)) if suffix == " t2" => (
+                    format!("{:.2}x", w1 / wall),
+                    format!("{:.0}%", 100.0 * c1 / cpu),
+                ),
+                _ => ("-".into(), "-".into()),
             };
             eprintln!(
-                "| {} | {} | {:.3} | {gf:.1} | {:.0}% | {speedup} |",
+                "| {} ({}x{}x{}) | {} | {:.3} | {:.1} | {:.1} | {per_core:.1} | {:.0}% | {speedup} | {eff} |",
                 case.name,
+                case.m,
+                case.k,
+                case.n,
                 suffix.trim(),
-                t * 1e3,
-                100.0 * gf / (threads * peak_best)
+                wall * 1e3,
+                flops / wall / 1e9,
+                flops / best / 1e9,
+                100.0 * per_core / peak_best,
             );
         }
     }

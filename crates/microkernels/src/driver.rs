@@ -10,12 +10,8 @@
 //! thread runs the serial nest on its part, so threads write disjoint tiles of C and share
 //! nothing mutable. Packing buffers are thread-local and reused across calls.
 //!
-//! # Addressing convention
-//! The safe API takes slices and strides in elements. Element `(i, j)` of a `rows x cols`
-//! operand is at index `base + i*rs + j*cs`, where `base` is the smallest offset that keeps
-//! every accessed index non-negative: `0` for non-negative strides, and for a negative stride
-//! the slice starts at the last row (or column). So a reversed view is a slice of exactly the
-//! elements it covers.
+//! The addressing convention of the safe API (where element `(0, 0)` is for negative strides)
+//! is in the crate docs.
 
 use std::cell::RefCell;
 
@@ -110,7 +106,7 @@ thread_local! {
 }
 
 /// Checks that a `rows x cols` operand with strides `(rs, cs)` fits in `len` elements and
-/// returns the index of element `(0, 0)` (see the module's addressing convention).
+/// returns the index of element `(0, 0)` (see the crate docs' addressing convention).
 pub(crate) fn locate(
     operand: &'static str,
     rows: usize,
@@ -293,34 +289,47 @@ unsafe fn nest(
                     // SAFETY: the block (ic.., pc..) of mc x kc is inside A; abuf is large enough.
                     unsafe { pack_a(isa, mc, kc, a.at(ic, pc), a.rs, a.cs, abuf) };
                 }
-                for jr in (0..nc).step_by(NR) {
-                    let nr = NR.min(nc - jr);
+                let tile = |ir: usize, jr: usize| {
+                    let (mr, nr) = (MR.min(mc - ir), NR.min(nc - jr));
                     let bp = bblock.wrapping_add(jr * kc);
-                    for ir in (0..mc).step_by(MR) {
-                        let mr = MR.min(mc - ir);
-                        let ap = abuf.wrapping_add(ir * kc);
-                        let cp = c.at(ic + ir, jc + jr);
-                        if let (Some(direct), true) = (direct, ir < full) {
-                            let ad = a.at(ic + ir, pc);
-                            // SAFETY: rows ic+ir .. +MR and columns pc .. pc+kc of A exist (a full
-                            // panel, unit column stride); bp is a packed B panel; the mr x nr
-                            // tile at cp is inside C.
-                            unsafe {
-                                if nr == NR {
-                                    direct(kc, alpha, ad, a.rs, bp, beta_k, cp, c.rs, c.cs);
-                                } else {
-                                    direct_partial(
-                                        direct, nr, kc, alpha, ad, a.rs, bp, beta_k, cp, c.rs, c.cs,
-                                    );
-                                }
+                    let ap = abuf.wrapping_add(ir * kc);
+                    let cp = c.at(ic + ir, jc + jr);
+                    if let (Some(direct), true) = (direct, ir < full) {
+                        let ad = a.at(ic + ir, pc);
+                        // SAFETY: rows ic+ir .. +MR and columns pc .. pc+kc of A exist (a full
+                        // panel, unit column stride); bp is a packed B panel; the mr x nr
+                        // tile at cp is inside C.
+                        unsafe {
+                            if nr == NR {
+                                direct(kc, alpha, ad, a.rs, bp, beta_k, cp, c.rs, c.cs);
+                            } else {
+                                direct_partial(
+                                    direct, nr, kc, alpha, ad, a.rs, bp, beta_k, cp, c.rs, c.cs,
+                                );
                             }
-                            continue;
                         }
+                    } else {
                         // SAFETY: ap/bp are packed panels of kc*MR / kc*NR floats; the
                         // mr x nr tile at cp is inside C.
                         unsafe {
                             tile_partial(kernel, mr, nr, kc, alpha, ap, bp, beta_k, cp, c.rs, c.cs)
                         };
+                    }
+                };
+                if direct.is_some() {
+                    // Unpacked A: keep each A panel in L1 across the few B panels (N is small,
+                    // so the whole KC x nc block of B stays in L2).
+                    for ir in (0..mc).step_by(MR) {
+                        for jr in (0..nc).step_by(NR) {
+                            tile(ir, jr);
+                        }
+                    }
+                } else {
+                    // Packed: each B panel stays in L1 while the A block streams from L2.
+                    for jr in (0..nc).step_by(NR) {
+                        for ir in (0..mc).step_by(MR) {
+                            tile(ir, jr);
+                        }
                     }
                 }
             }
@@ -532,8 +541,8 @@ pub(crate) unsafe fn gemm_strided(
 /// `C = alpha * A * B + beta * C` (A is `m x k`, B `k x n`, C `m x n`) on one thread, with the
 /// fastest instruction set of this CPU.
 ///
-/// Strides are in elements and may be any value, including negative (see the module docs of
-/// `driver` for where element `(0, 0)` is then): row-major A has `(rsa, csa) = (k, 1)`, a
+/// Strides are in elements and may be any value, including negative (see the crate docs'
+/// addressing convention for where element `(0, 0)` is then): row-major A has `(rsa, csa) = (k, 1)`, a
 /// transposed (column-major) A `(1, m)`. `beta == 0` overwrites C without reading it (NaN in C
 /// does not propagate); `alpha == 0` or `k == 0` only scales C by `beta` without reading A or
 /// B. Every index is checked before anything is touched.

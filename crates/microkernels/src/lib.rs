@@ -19,6 +19,19 @@
 //! All ISAs share one tile geometry and one packed layout, so packed data ([`PackedB`]) and the
 //! C-ABI entries ([`ffi`]) do not depend on the machine.
 //!
+//! When C has few columns (`n <= 4 * NR`, as in im2col convolutions with 64-128 output
+//! channels) and A is row-major, the AVX2 path reads A in place instead of packing it: each
+//! element of A is then used for only `2n` FLOPs, and packing it would cost as much as the
+//! multiply.
+//!
+//! # Addressing convention
+//! Strides are in elements and may be any value, negative included. In the safe API, element
+//! `(i, j)` of a `rows x cols` operand is at index `base + i*rs + j*cs` of its slice, where
+//! `base` is the smallest offset that keeps every accessed index non-negative: `0` for
+//! non-negative strides; for a negative stride the slice starts at the last row (or column),
+//! so a reversed view is a slice of exactly the elements it covers. Row-major `m x k` A is
+//! `(rsa, csa) = (k, 1)`, a transposed (column-major) one `(1, m)`.
+//!
 //! The safe API validates every index it will touch and returns [`GemmError`] instead of
 //! panicking. The raw C-ABI entries in [`ffi`] are for JIT-generated code, which has already
 //! checked its shapes.

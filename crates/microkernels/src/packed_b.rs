@@ -14,6 +14,10 @@ use crate::layout::{KC, NR, packed_b_len};
 use crate::pack::pack_b;
 
 /// A `k x n` B matrix packed for [`crate::sgemm_packed_b`].
+///
+/// Layout: `ceil(k / KC)` slices of [`KC`] rows (the last one shorter), each `n_padded()`
+/// columns wide as `ceil(n / NR)` panels of the [`crate::layout`] B format. Slice `s` starts at
+/// `s * KC * n_padded()`; within a slice of `kc` rows, panel `q` starts at `q * NR * kc`.
 #[derive(Clone)]
 pub struct PackedB {
     k: usize,
@@ -87,7 +91,7 @@ impl PackedB {
         self.n_pad
     }
 
-    /// The packed floats (`k * n_padded()` of them), in the layout of the module docs.
+    /// The packed floats (`k * n_padded()` of them), in the layout described on [`PackedB`].
     pub fn as_slice(&self) -> &[f32] {
         &self.data[self.offset..self.offset + self.k * self.n_pad]
     }
