@@ -80,8 +80,9 @@ pub(crate) fn backward(
             let sign = e.sub(p, n)?;
             out[0] = Some(e.mul(g()?, sign)?);
         }
+        // The mask from the result (y > 0 exactly where x > 0), so x need not be kept.
         Op::Relu {} => {
-            let m = e.positive(x[0])?;
+            let m = e.positive(y[0])?;
             out[0] = Some(e.keep(m, g()?)?);
         }
         Op::Sigmoid {} => {

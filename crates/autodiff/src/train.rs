@@ -456,12 +456,17 @@ fn adam(
 
 /// The inference form of `forward`: every `batch_norm_train` becomes `batch_norm` reading
 /// the data inputs `<y>.running_mean` and `<y>.running_var` (its batch-mean and
-/// batch-variance outputs become those inputs), and every `dropout` the identity. The other
-/// nodes, the names and the outputs stay as they are.
+/// batch-variance outputs become those inputs), and every `dropout` the identity (an input
+/// read only as a dropout counter goes away with it). The other nodes, the names and the
+/// outputs stay as they are.
 pub fn inference_graph(forward: &Graph) -> Result<Graph, AutodiffError> {
     let mut out = Graph::new(forward.name());
     let mut map: HashMap<Value, Value> = HashMap::new();
+    let counters_only = dropout_counters_only(forward);
     for (i, node) in forward.nodes().iter().enumerate() {
+        if counters_only[i] {
+            continue;
+        }
         let old = |k: usize| Value {
             node: NodeId(i as u32),
             output: k as u32,
@@ -515,4 +520,28 @@ pub fn inference_graph(forward: &Graph) -> Result<Graph, AutodiffError> {
     }
     out.set_outputs(&outs)?;
     Ok(out)
+}
+
+/// For each node: whether it is an input read only as the counter of `dropout`s (and is not
+/// an output), so that the inference graph, which has no dropout, does not need it.
+fn dropout_counters_only(g: &Graph) -> Vec<bool> {
+    let n = g.nodes().len();
+    let mut counter_use = vec![false; n];
+    let mut other_use = vec![false; n];
+    for node in g.nodes() {
+        for (k, v) in node.inputs.iter().enumerate() {
+            let as_counter = k == 1 && matches!(node.kind, NodeKind::Op(Op::Dropout { .. }));
+            if as_counter {
+                counter_use[v.node.index()] = true;
+            } else {
+                other_use[v.node.index()] = true;
+            }
+        }
+    }
+    for v in g.outputs() {
+        other_use[v.node.index()] = true;
+    }
+    (0..n)
+        .map(|i| matches!(g.nodes()[i].kind, NodeKind::Input(_)) && counter_use[i] && !other_use[i])
+        .collect()
 }

@@ -1,12 +1,13 @@
 //! Whole-network gradient checks: an MLP, the LeNet of `ir-spec/examples/lenet.sir`, a
 //! ResNet basic block with `batch_norm_train`, and an LSTM cell. Same method as the op checks
 //! (`common/mod.rs`), with the network's own f32 loss as the objective, so the tolerance is
-//! looser: `|analytic - numeric| <= 2e-3 + 3e-2 |numeric|`, with `h = 5e-3` (LeNet: `1e-3`,
-//! because each of its conv biases shifts 256 relu and max-pool inputs, so a wider stencil
-//! crosses kinks). Large parameters are sampled (a fixed number of random elements each) to
-//! keep the suite fast. Where a perturbation crosses a relu or max-pool kink, an element may
-//! match a one-sided second-order difference instead of the central one (at most a fifth of
-//! them may).
+//! looser: `|analytic - numeric| <= 2e-3 + 3e-2 |numeric|`, with `h = 5e-3` (LeNet and the
+//! ResNet block: `1e-3`, because a conv bias or weight there shifts hundreds of relu and
+//! max-pool inputs, so a wider stencil crosses kinks; even so a LeNet conv bias crosses one for
+//! some seeds: the seeds here are fixed and the data deterministic). Large parameters are
+//! sampled (a fixed number of random elements each) to keep the suite fast. Where a
+//! perturbation crosses a kink, an element may match a one-sided second-order difference
+//! instead of the central one (at most a fifth of them may).
 
 mod common;
 
@@ -28,13 +29,17 @@ fn check_net(
     for (k, v) in init_params(g, Init::XavierUniform, seed) {
         feeds.entry(k).or_insert(v);
     }
-    // Non-zero biases and shifts, so every path is exercised.
+    // Non-zero biases and shifts, so every path is exercised (in name order: deterministic).
     let mut r = Rand::new(seed);
-    for (k, v) in feeds.iter_mut() {
-        if g.find(k).is_some_and(|x| g.ty(x).rank() == 1)
-            && v.as_f32()
-                .is_some_and(|d| d.iter().all(|&e| e == 0.0 || e == 1.0))
-        {
+    let mut names: Vec<String> = feeds.keys().cloned().collect();
+    names.sort();
+    for k in names {
+        let v = feeds.get_mut(&k).unwrap();
+        let vector = g.find(&k).is_some_and(|x| g.ty(x).rank() == 1);
+        let trivial = v
+            .as_f32()
+            .is_some_and(|d| d.iter().all(|&e| e == 0.0 || e == 1.0));
+        if vector && trivial {
             let d: Vec<f32> = v
                 .as_f32()
                 .unwrap()
@@ -144,7 +149,7 @@ fn resnet_basic_block_with_batch_norm_train() {
         ("x", r.tensor(&[2, 3, 4, 4])),
         ("target", r.tensor(&[2, 2])),
     ]);
-    check_net(&g, loss, feeds, Some(12), 3, common::H);
+    check_net(&g, loss, feeds, Some(12), 3, 1e-3);
 }
 
 #[test]

@@ -713,3 +713,23 @@ fn gradients_with_respect_to_data_and_intermediate_values() {
     assert_eq!(outs["grad.x"].as_f32().unwrap(), &[2.0, 0.0, 0.0]);
     assert_eq!(gr.grad_of("m"), Some(gr.grads[1]));
 }
+
+#[test]
+fn builder_losses() {
+    let mut r = Rand::new(70);
+    let labels = Tensor::from_i64(&[4], vec![2, 0, 1, 2]);
+    let targets = r.tensor_in(&[4, 3], 0.0, 1.0);
+    check(
+        70,
+        |b, _| {
+            let z = param(b, "z", &[4, 3]);
+            let l = b.input("labels", TensorType::i64(&[4])).unwrap();
+            let t = b.input("t", TensorType::f32(&[4, 3])).unwrap();
+            let ce = b.softmax_cross_entropy(z, l).unwrap();
+            let mse = b.mse(z, t).unwrap();
+            let bce = b.bce_with_logits(z, t).unwrap();
+            vec![ce, mse, bce]
+        },
+        feeds(vec![("labels", labels), ("t", targets)]),
+    );
+}

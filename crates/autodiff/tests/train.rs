@@ -400,3 +400,27 @@ fn a_failed_step_changes_nothing() {
     tr.step(&good).unwrap();
     assert_eq!(tr.steps(), 1);
 }
+
+#[test]
+fn inference_graph_drops_dropout_and_its_counter() {
+    let mut b = Builder::new("drop");
+    let x = b.input("x", TensorType::f32(&[2, 3])).unwrap();
+    let step = b.input("step", TensorType::i64(&[])).unwrap();
+    let w = param(&mut b, "w", &[3, 3]);
+    let h = b.matmul(x, w).unwrap();
+    let d = b
+        .op(
+            Op::Dropout {
+                p: 0.5.into(),
+                seed: 1,
+            },
+            &[h, step],
+        )
+        .unwrap();
+    let g = b.finish(&[d]).unwrap();
+    let inf = inference_graph(&g).unwrap();
+    assert_eq!(
+        sinter_ir::print(&inf),
+        "graph @drop {\n  input %x: f32[2,3]\n  param %w: f32[3,3]\n  %0: f32[2,3] = matmul(%x, %w)\n  output %0\n}\n"
+    );
+}
