@@ -471,7 +471,12 @@ pub fn inference_graph(forward: &Graph) -> Result<Graph, AutodiffError> {
             node: NodeId(i as u32),
             output: k as u32,
         };
-        let ins: Vec<Value> = node.inputs.iter().map(|v| map[v]).collect();
+        // Every operand has been copied, except a dropped dropout counter (read by no one).
+        let ins: Vec<Value> = node
+            .inputs
+            .iter()
+            .filter_map(|v| map.get(v).copied())
+            .collect();
         let names: Vec<&str> = node.outputs.iter().map(|o| o.name.as_str()).collect();
         match &node.kind {
             NodeKind::Input(kind) => {
