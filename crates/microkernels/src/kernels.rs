@@ -278,6 +278,16 @@ pub(crate) mod x86 {
         for ch in 0..2 {
             let mut acc = [[_mm256_setzero_ps(); 2]; MR];
             for p in 0..k {
+                if DIRECT && ch == 0 && p % 16 == 0 {
+                    // Unpacked A rows are short streams (kc floats each) that the hardware
+                    // prefetcher picks up too late: fetch the next panel's rows (the next MR
+                    // rows) one cache line per row every 16 k. Prefetches never fault, so the
+                    // address may lie past the matrix.
+                    for i in MR..2 * MR {
+                        let next = a.wrapping_offset(i as isize * rsa + p as isize);
+                        _mm_prefetch::<_MM_HINT_T0>(next as *const i8);
+                    }
+                }
                 // SAFETY: p < k and ch*16 + 16 <= NR: inside the k*NR B panel.
                 let (b0, b1) = unsafe {
                     let bp = b.add(p * NR + ch * 16);
