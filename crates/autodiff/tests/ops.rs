@@ -733,3 +733,66 @@ fn builder_losses() {
         feeds(vec![("labels", labels), ("t", targets)]),
     );
 }
+
+/// A random convolution geometry: `(n, groups, c_in/g, c_out/g, kernel, stride, dilation,
+/// pad, output_pad)`, each small.
+#[derive(Clone, Debug)]
+struct Geometry {
+    n: usize,
+    groups: usize,
+    cin: usize,
+    cout: usize,
+    k: [usize; 2],
+    stride: [i64; 2],
+    dilation: [i64; 2],
+    pad: [i64; 4],
+    output_pad: [i64; 2],
+    extent: [usize; 2],
+}
+
+fn geometry(r: &mut Rand) -> Geometry {
+    let stride = [r.int(1, 3) as i64, r.int(1, 3) as i64];
+    let dilation = [r.int(1, 2) as i64, r.int(1, 2) as i64];
+    Geometry {
+        n: r.int(1, 2),
+        groups: r.int(1, 2),
+        cin: r.int(1, 2),
+        cout: r.int(1, 2),
+        k: [r.int(1, 3), r.int(1, 3)],
+        stride,
+        dilation,
+        pad: [0; 4].map(|_| r.int(0, 2) as i64),
+        output_pad: [0, 1].map(|i| r.int(0, stride[i].max(dilation[i]) as usize - 1) as i64),
+        extent: [r.int(1, 6), r.int(1, 6)],
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// conv2d and conv_transpose2d with random stride, dilation, padding, output padding
+    /// and groups (shapes the verifier rejects are skipped).
+    #[test]
+    fn convolutions_with_random_geometry(seed in 0i64..100_000, transpose in any::<bool>()) {
+        let mut r = Rand::new(seed);
+        let c = geometry(&mut r);
+        let (cx, w) = if transpose {
+            (c.groups * c.cin, [c.groups * c.cin, c.cout, c.k[0], c.k[1]])
+        } else {
+            (c.groups * c.cin, [c.groups * c.cout, c.cin, c.k[0], c.k[1]])
+        };
+        let xs = [c.n, cx, c.extent[0], c.extent[1]];
+        let op = if transpose {
+            Op::ConvTranspose2d { stride: c.stride, pad: c.pad, output_pad: c.output_pad, dilation: c.dilation, groups: c.groups as i64 }
+        } else {
+            Op::Conv2d { stride: c.stride, pad: c.pad, dilation: c.dilation, groups: c.groups as i64 }
+        };
+        let ok = sinter_ir::infer::infer(&op, &[&TensorType::f32(&xs), &TensorType::f32(&w)]).is_ok();
+        prop_assume!(ok);
+        check(seed, move |b, _| {
+            let x = param(b, "x", &xs);
+            let wv = param(b, "w", &w);
+            vec![b.op(op, &[x, wv]).unwrap()]
+        }, none());
+    }
+}
