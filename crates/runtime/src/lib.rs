@@ -1,1 +1,465 @@
 //! Compiled executables: memory planning, threads, safe run API.
+//!
+//! [`Compiled::new`] lowers a graph ([`sinter_lower`]), compiles every kernel once
+//! ([`sinter_jit`]) and plans memory ([`plan`]); [`Compiled::run`] then checks the fed tensors
+//! against the graph's inputs (name, dtype, shape), binds them, runs the kernels in order over
+//! one arena and copies the outputs out. Data errors detected by generated checks (a gather
+//! index out of range) and, in bounds-checked mode, out-of-bounds accesses come back as
+//! [`RunError`], never as undefined behaviour.
+
+// Unsafe is needed for exactly one thing: calling JIT-compiled kernels with a table of raw
+// buffer addresses (`run`). The runtime builds that table itself from buffers whose sizes it
+// computed from the same types the kernels were lowered with; see the SAFETY comment there.
+#![allow(unsafe_code)]
+
+pub mod plan;
+
+use sinter_ir::{DType, Graph, NodeKind, Tensor, TensorData, TensorType, Value};
+use sinter_lower::{LowerOptions, Program};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+pub use sinter_jit::Options as JitOptions;
+
+/// Compile-time options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Code generation (bounds checks, optimiser).
+    pub jit: JitOptions,
+    /// Lowering (fast math).
+    pub lower: LowerOptions,
+    /// Keep each kernel's Cranelift IR text (for `sinter compile --emit clif`).
+    pub keep_clif: bool,
+}
+
+impl CompileOptions {
+    /// Default options with every load and store bounds-checked.
+    pub fn checked() -> CompileOptions {
+        CompileOptions {
+            jit: JitOptions {
+                bounds_checks: true,
+                ..JitOptions::default()
+            },
+            ..CompileOptions::default()
+        }
+    }
+}
+
+/// Why compiling failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The graph does not verify.
+    #[error(transparent)]
+    Verify(#[from] sinter_ir::IrError),
+    /// An op could not be lowered.
+    #[error(transparent)]
+    Lower(#[from] sinter_lower::LowerError),
+    /// Code generation failed.
+    #[error(transparent)]
+    Jit(#[from] sinter_jit::JitError),
+}
+
+/// Why a run failed. Value names are without the `%` sigil.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// A graph input was not fed.
+    #[error("missing input `%{name}` ({expected})")]
+    MissingInput {
+        /// The input's name.
+        name: String,
+        /// Its type.
+        expected: String,
+    },
+    /// A tensor was fed under a name that is not an input.
+    #[error("unexpected input `%{name}`: the graph's inputs are {known}")]
+    UnexpectedInput {
+        /// The name fed.
+        name: String,
+        /// The graph's inputs.
+        known: String,
+    },
+    /// A fed tensor has the wrong dtype or shape.
+    #[error("input `%{name}` expects {expected}, got {got}")]
+    WrongInput {
+        /// The input's name.
+        name: String,
+        /// The input's type.
+        expected: String,
+        /// The fed tensor's type.
+        got: String,
+    },
+    /// A generated check failed (e.g. an index out of range).
+    #[error("{location}: {message}")]
+    Data {
+        /// The node, as the text format writes it.
+        location: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Bounds-checked mode caught an access outside a buffer: a code generation bug.
+    #[error("{location}: out-of-bounds access to buffer `{buffer}` (caught by bounds checks)")]
+    OutOfBounds {
+        /// The node.
+        location: String,
+        /// The buffer's name.
+        buffer: String,
+    },
+}
+
+/// Where a value's bytes are during a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loc {
+    /// The fed tensor of graph input `i`.
+    Input(usize),
+    /// Constant `i`.
+    Const(usize),
+    /// The arena, at this byte offset.
+    Arena(usize),
+}
+
+#[derive(Debug)]
+struct StepInfo {
+    args: Vec<Loc>,
+    location: String,
+}
+
+/// Bytes with 8-byte alignment (so any element type can be read in place).
+#[derive(Debug)]
+struct Bytes(Vec<u64>);
+
+impl Bytes {
+    fn zeroed(n: usize) -> Bytes {
+        Bytes(vec![0u64; n.div_ceil(8)])
+    }
+    fn ptr(&mut self) -> *mut u8 {
+        self.0.as_mut_ptr().cast()
+    }
+}
+
+fn tensor_bytes(t: &Tensor) -> Bytes {
+    let mut b = Bytes::zeroed(t.numel() * t.dtype().size_bytes());
+    let dst: &mut [u8] = bytemuck_u8(&mut b.0);
+    match t.data() {
+        TensorData::F32(v) => {
+            for (i, x) in v.iter().enumerate() {
+                dst[4 * i..4 * i + 4].copy_from_slice(&x.to_ne_bytes());
+            }
+        }
+        TensorData::I64(v) => {
+            for (i, x) in v.iter().enumerate() {
+                dst[8 * i..8 * i + 8].copy_from_slice(&x.to_ne_bytes());
+            }
+        }
+        TensorData::Bool(v) => {
+            for (i, x) in v.iter().enumerate() {
+                dst[i] = u8::from(*x);
+            }
+        }
+    }
+    b
+}
+
+fn bytemuck_u8(v: &mut [u64]) -> &mut [u8] {
+    let len = v.len() * 8;
+    // SAFETY: u64 storage reinterpreted as bytes: same allocation, any bit pattern is a
+    // valid u8, the length is in bytes of the same region, and the borrow is unique.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), len) }
+}
+
+fn read_tensor(ty: &TensorType, bytes: &[u8]) -> Tensor {
+    let n = ty.numel();
+    let data = match ty.dtype {
+        DType::F32 => TensorData::F32(
+            (0..n)
+                .map(|i| f32::from_ne_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()))
+                .collect(),
+        ),
+        DType::I64 => TensorData::I64(
+            (0..n)
+                .map(|i| i64::from_ne_bytes(bytes[8 * i..8 * i + 8].try_into().unwrap()))
+                .collect(),
+        ),
+        DType::Bool => TensorData::Bool(bytes[..n].iter().map(|&b| b != 0).collect()),
+    };
+    Tensor::new(&ty.shape, data).expect("sizes follow the type")
+}
+
+/// Compile-time figures.
+#[derive(Clone, Debug, Default)]
+pub struct Timings {
+    /// Lowering the graph to loop nests.
+    pub lower: Duration,
+    /// Cranelift code generation, per kernel.
+    pub kernels: Vec<Duration>,
+    /// Everything, from graph to runnable plan.
+    pub total: Duration,
+}
+
+/// A graph compiled once into native kernels and a memory plan; run it many times.
+#[derive(Debug)]
+pub struct Compiled {
+    inputs: Vec<(String, TensorType)>,
+    outputs: Vec<(String, TensorType, Loc)>,
+    steps: Vec<StepInfo>,
+    consts: Vec<Bytes>,
+    errors: Vec<Vec<String>>,
+    buf_names: Vec<Vec<String>>,
+    module: sinter_jit::Module,
+    arena_bytes: usize,
+    /// The memory plan (peak vs sum of intermediates).
+    pub plan: plan::Plan,
+    /// The lowered program (for `--emit loops`).
+    pub program: Program,
+    /// Compile times.
+    pub timings: Timings,
+}
+
+impl Compiled {
+    /// Verifies, lowers, compiles and plans `graph`.
+    pub fn new(graph: &Graph, opts: CompileOptions) -> Result<Compiled, CompileError> {
+        let t0 = Instant::now();
+        graph.verify()?;
+        let program = sinter_lower::lower_graph(graph, opts.lower)?;
+        let lower_time = t0.elapsed();
+        let kernels: Vec<_> = program.steps.iter().map(|s| s.kernel.clone()).collect();
+        let module = sinter_jit::compile(&kernels, opts.jit, opts.keep_clif)?;
+
+        let nodes = graph.nodes();
+        let mut loc: HashMap<Value, Loc> = HashMap::new();
+        let mut inputs = Vec::new();
+        let mut consts = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let v = Value {
+                node: sinter_ir::NodeId(i as u32),
+                output: 0,
+            };
+            match &node.kind {
+                NodeKind::Input(_) => {
+                    loc.insert(v, Loc::Input(inputs.len()));
+                    inputs.push((node.outputs[0].name.clone(), node.outputs[0].ty.clone()));
+                }
+                NodeKind::Const(t) => {
+                    loc.insert(v, Loc::Const(consts.len()));
+                    consts.push(tensor_bytes(t));
+                }
+                NodeKind::Op(_) => {}
+            }
+        }
+        // Live ranges of every value a kernel writes.
+        let mut reqs: Vec<plan::Request> = Vec::new();
+        let mut req_of: HashMap<Value, usize> = HashMap::new();
+        for (s, step) in program.steps.iter().enumerate() {
+            for (b, &v) in step.kernel.bufs.iter().zip(&step.args) {
+                if b.output {
+                    req_of.insert(v, reqs.len());
+                    reqs.push(plan::Request {
+                        bytes: b.len * b.ty.size(),
+                        first: s,
+                        last: s,
+                    });
+                } else if let Some(&r) = req_of.get(&v) {
+                    reqs[r].last = reqs[r].last.max(s);
+                }
+            }
+        }
+        for v in graph.outputs() {
+            if let Some(&r) = req_of.get(v) {
+                reqs[r].last = usize::MAX;
+            }
+        }
+        let plan = plan::plan(&reqs);
+        for (v, &r) in &req_of {
+            loc.insert(*v, Loc::Arena(plan.offsets[r]));
+        }
+        let mut steps = Vec::new();
+        let mut errors = Vec::new();
+        let mut buf_names = Vec::new();
+        for step in &program.steps {
+            let node = &nodes[step.args.last().map_or(0, |v| v.node.index())];
+            let names: Vec<&str> = node.outputs.iter().map(|o| o.name.as_str()).collect();
+            let location = match node.op() {
+                Some(op) => graph.describe(&names, op, &node.inputs),
+                None => step.kernel.name.clone(),
+            };
+            steps.push(StepInfo {
+                args: step.args.iter().map(|v| loc[v]).collect(),
+                location,
+            });
+            errors.push(step.kernel.errors.clone());
+            buf_names.push(step.kernel.bufs.iter().map(|b| b.name.clone()).collect());
+        }
+        let outputs = graph
+            .outputs()
+            .iter()
+            .map(|&v| {
+                (
+                    graph.value_name(v).to_string(),
+                    graph.ty(v).clone(),
+                    loc[&v],
+                )
+            })
+            .collect();
+        let timings = Timings {
+            lower: lower_time,
+            kernels: module.compile_times.clone(),
+            total: t0.elapsed(),
+        };
+        Ok(Compiled {
+            inputs,
+            outputs,
+            steps,
+            consts,
+            errors,
+            buf_names,
+            module,
+            arena_bytes: plan.peak_bytes,
+            plan,
+            program,
+            timings,
+        })
+    }
+
+    /// Cranelift IR of each kernel (empty unless compiled with `keep_clif`).
+    pub fn clif(&self) -> &[String] {
+        &self.module.clif
+    }
+
+    /// The graph's inputs (name and type), in definition order.
+    pub fn inputs(&self) -> &[(String, TensorType)] {
+        &self.inputs
+    }
+
+    /// Kernel names, in run order.
+    pub fn kernel_names(&self) -> Vec<String> {
+        self.program
+            .steps
+            .iter()
+            .map(|s| s.kernel.name.clone())
+            .collect()
+    }
+
+    /// Runs the compiled graph on `inputs` (keyed by input name, without `%`); returns the
+    /// graph outputs in order with their names.
+    pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, RunError> {
+        self.run_profiled(inputs, None)
+    }
+
+    /// As [`Compiled::run`], adding each kernel's wall time to `times` (one entry per kernel).
+    pub fn run_profiled(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+        mut times: Option<&mut Vec<Duration>>,
+    ) -> Result<Vec<(String, Tensor)>, RunError> {
+        let fed = self.check_inputs(inputs)?;
+        let mut arena = Bytes::zeroed(self.arena_bytes);
+        let arena_ptr = arena.ptr();
+        let mut const_ptrs: Vec<*mut u8> = Vec::with_capacity(self.consts.len());
+        for c in &self.consts {
+            // Kernels never write constants (they are never output buffers).
+            const_ptrs.push(c.0.as_ptr().cast::<u8>().cast_mut());
+        }
+        let input_ptrs: Vec<*mut u8> = fed
+            .iter()
+            .map(|t| match t.data() {
+                TensorData::F32(v) => v.as_ptr().cast::<u8>().cast_mut(),
+                TensorData::I64(v) => v.as_ptr().cast::<u8>().cast_mut(),
+                TensorData::Bool(v) => v.as_ptr().cast::<u8>().cast_mut(),
+            })
+            .collect();
+        let resolve = |l: Loc| match l {
+            Loc::Input(i) => input_ptrs[i],
+            Loc::Const(i) => const_ptrs[i],
+            // `wrapping_add` keeps this safe to compute; offsets are within the arena.
+            Loc::Arena(off) => arena_ptr.wrapping_add(off),
+        };
+        let mut table: Vec<*mut u8> = Vec::new();
+        for (s, step) in self.steps.iter().enumerate() {
+            table.clear();
+            table.extend(step.args.iter().map(|&l| resolve(l)));
+            let t0 = Instant::now();
+            // SAFETY: each pointer is an input tensor (checked to have exactly the graph's
+            // type, which is the type the kernel was lowered with), a constant of that type,
+            // or an arena range the plan sized for the value's type. Output buffers are always
+            // arena ranges, and the plan never overlaps a step's outputs with any value live in
+            // that step (its inputs included). Kernels never write non-output buffers.
+            let ret = unsafe { self.module.call(s, &table) };
+            if let Some(t) = times.as_deref_mut() {
+                if t.len() < self.steps.len() {
+                    t.resize(self.steps.len(), Duration::ZERO);
+                }
+                t[s] += t0.elapsed();
+            }
+            if ret > 0 {
+                return Err(RunError::Data {
+                    location: step.location.clone(),
+                    message: self.errors[s][(ret - 1) as usize].clone(),
+                });
+            }
+            if ret < 0 {
+                return Err(RunError::OutOfBounds {
+                    location: step.location.clone(),
+                    buffer: self.buf_names[s][(-1 - ret) as usize].clone(),
+                });
+            }
+        }
+        let bytes: &[u8] = bytemuck_u8(&mut arena.0);
+        Ok(self
+            .outputs
+            .iter()
+            .map(|(name, ty, l)| {
+                let t = match *l {
+                    Loc::Input(i) => fed[i].clone(),
+                    Loc::Const(i) => {
+                        let n = ty.numel() * ty.dtype.size_bytes();
+                        // SAFETY: constant storage holds at least `n` initialised bytes.
+                        let b = unsafe {
+                            std::slice::from_raw_parts(self.consts[i].0.as_ptr().cast::<u8>(), n)
+                        };
+                        read_tensor(ty, b)
+                    }
+                    Loc::Arena(off) => read_tensor(ty, &bytes[off..]),
+                };
+                (name.clone(), t)
+            })
+            .collect())
+    }
+
+    fn check_inputs<'a>(
+        &self,
+        inputs: &'a HashMap<String, Tensor>,
+    ) -> Result<Vec<&'a Tensor>, RunError> {
+        let mut names: Vec<&String> = inputs.keys().collect();
+        names.sort();
+        if let Some(n) = names
+            .iter()
+            .find(|n| !self.inputs.iter().any(|(m, _)| m == **n))
+        {
+            let known: Vec<String> = self.inputs.iter().map(|(m, _)| format!("`%{m}`")).collect();
+            return Err(RunError::UnexpectedInput {
+                name: (*n).clone(),
+                known: if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                },
+            });
+        }
+        self.inputs
+            .iter()
+            .map(|(name, ty)| {
+                let t = inputs.get(name).ok_or_else(|| RunError::MissingInput {
+                    name: name.clone(),
+                    expected: ty.to_string(),
+                })?;
+                if &t.ty() != ty {
+                    return Err(RunError::WrongInput {
+                        name: name.clone(),
+                        expected: ty.to_string(),
+                        got: t.ty().to_string(),
+                    });
+                }
+                Ok(t)
+            })
+            .collect()
+    }
+}

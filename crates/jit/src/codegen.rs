@@ -1,0 +1,285 @@
+//! Translation of one loop-nest [`Kernel`] into a Cranelift function.
+//!
+//! The generated function has the C signature `fn(bufs: *const *mut u8) -> i32`: `bufs[i]` is
+//! the base address of buffer `i`. It returns 0 on success, `1 + code` when a
+//! [`Stmt::Check`] fails (a data error such as a gather index out of range), and `-1 - i` when
+//! the bounds-checked mode catches an access outside buffer `i`. Loops become a header block
+//! with a compare-and-branch; kernel variables become Cranelift `Variable`s, so the SSA
+//! construction of `cranelift-frontend` does the phi placement.
+
+use crate::externs::Extern;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{
+    AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Type, Value, types,
+};
+use cranelift_frontend::{FunctionBuilder, Variable};
+use sinter_lower::loops::{BinOp, Buf, Expr, Kernel, Stmt, Ty, UnOp};
+use std::collections::HashMap;
+
+/// Cranelift type of a loop-IR scalar type (`bool` is a byte holding 0 or 1).
+pub(crate) fn clif_ty(t: Ty) -> Type {
+    match t {
+        Ty::F32 => types::F32,
+        Ty::I64 => types::I64,
+        Ty::Bool => types::I8,
+    }
+}
+
+/// State while emitting one kernel.
+pub(crate) struct Emitter<'a, 'b> {
+    pub(crate) b: &'a mut FunctionBuilder<'b>,
+    pub(crate) k: &'a Kernel,
+    pub(crate) vars: Vec<Variable>,
+    pub(crate) bases: Vec<Value>,
+    pub(crate) bounds_checks: bool,
+    /// Imported Rust functions, declared in this function on first use.
+    pub(crate) externs: &'a mut dyn FnMut(Extern, &mut FunctionBuilder<'b>) -> FuncRef,
+    pub(crate) extern_refs: HashMap<Extern, FuncRef>,
+}
+
+impl<'b> Emitter<'_, 'b> {
+    /// Emits the whole kernel body into the current (entry) block, then returns 0.
+    pub(crate) fn emit_kernel(&mut self) {
+        let body = self.k.body.clone();
+        self.stmts(&body);
+        let zero = self.b.ins().iconst(types::I32, 0);
+        self.b.ins().return_(&[zero]);
+    }
+
+    fn stmts(&mut self, body: &[Stmt]) {
+        for s in body {
+            self.stmt(s);
+        }
+    }
+
+    fn stmt(&mut self, s: &Stmt) {
+        match s {
+            Stmt::For { var, extent, body } => {
+                let v = self.vars[var.0 as usize];
+                let header = self.b.create_block();
+                let body_b = self.b.create_block();
+                let exit = self.b.create_block();
+                let zero = self.b.ins().iconst(types::I64, 0);
+                self.b.def_var(v, zero);
+                self.b.ins().jump(header, &[]);
+                self.b.switch_to_block(header);
+                let cur = self.b.use_var(v);
+                let go = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, cur, *extent);
+                self.b.ins().brif(go, body_b, &[], exit, &[]);
+                self.b.switch_to_block(body_b);
+                self.stmts(body);
+                let cur = self.b.use_var(v);
+                let next = self.b.ins().iadd_imm_s(cur, 1);
+                self.b.def_var(v, next);
+                self.b.ins().jump(header, &[]);
+                self.b.switch_to_block(exit);
+            }
+            Stmt::Set(var, e) => {
+                let x = self.expr(e);
+                self.b.def_var(self.vars[var.0 as usize], x);
+            }
+            Stmt::Store(buf, idx, e) => {
+                let x = self.expr(e);
+                let addr = self.addr(*buf, idx);
+                self.b.ins().store(MemFlagsData::trusted(), x, addr, 0);
+            }
+            Stmt::If(c, then, other) => {
+                let cv = self.expr(c);
+                let tb = self.b.create_block();
+                let eb = self.b.create_block();
+                let join = self.b.create_block();
+                self.b.ins().brif(cv, tb, &[], eb, &[]);
+                self.b.switch_to_block(tb);
+                self.stmts(then);
+                self.b.ins().jump(join, &[]);
+                self.b.switch_to_block(eb);
+                self.stmts(other);
+                self.b.ins().jump(join, &[]);
+                self.b.switch_to_block(join);
+            }
+            Stmt::Check(c, code) => {
+                let cv = self.expr(c);
+                self.bail_unless(cv, 1 + *code as i64);
+            }
+        }
+    }
+
+    /// Returns `ret` from the function unless `ok` (an i8 truth value) holds.
+    fn bail_unless(&mut self, ok: Value, ret: i64) {
+        let fail = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.ins().brif(ok, cont, &[], fail, &[]);
+        self.b.switch_to_block(fail);
+        self.b.set_cold_block(fail);
+        let r = self.b.ins().iconst(types::I32, ret);
+        self.b.ins().return_(&[r]);
+        self.b.switch_to_block(cont);
+    }
+
+    /// Address of element `idx` of `buf`, checked against the length in bounds-checked mode.
+    fn addr(&mut self, buf: Buf, idx: &Expr) -> Value {
+        let d = &self.k.bufs[buf.0 as usize];
+        let (size, len) = (d.ty.size() as i64, d.len as i64);
+        let i = self.expr(idx);
+        if self.bounds_checks {
+            // Unsigned compare: a negative index is huge and fails too.
+            let ok = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, i, len);
+            self.bail_unless(ok, -1 - buf.0 as i64);
+        }
+        let off = self.b.ins().imul_imm_s(i, size);
+        self.b.ins().iadd(self.bases[buf.0 as usize], off)
+    }
+
+    fn call(&mut self, f: Extern, args: &[Value]) -> Value {
+        let r = match self.extern_refs.get(&f) {
+            Some(r) => *r,
+            None => {
+                let r = (self.externs)(f, self.b);
+                self.extern_refs.insert(f, r);
+                r
+            }
+        };
+        let call = self.b.ins().call(r, args);
+        self.b.inst_results(call)[0]
+    }
+
+    fn f32c(&mut self, v: f32) -> Value {
+        self.b.ins().f32const(v)
+    }
+
+    pub(crate) fn expr(&mut self, e: &Expr) -> Value {
+        match e {
+            Expr::Var(v) => self.b.use_var(self.vars[v.0 as usize]),
+            Expr::I(i) => self.b.ins().iconst(types::I64, *i),
+            Expr::F(x) => self.f32c(*x),
+            Expr::B(x) => self.b.ins().iconst(types::I8, i64::from(*x)),
+            Expr::Load(buf, idx) => {
+                let ty = clif_ty(self.k.bufs[buf.0 as usize].ty);
+                let addr = self.addr(*buf, idx);
+                self.b.ins().load(ty, MemFlagsData::trusted(), addr, 0)
+            }
+            Expr::Un(op, x) => {
+                let t = self.k.ty(x);
+                let v = self.expr(x);
+                self.unary(*op, t, v)
+            }
+            Expr::Bin(op, a, c) => {
+                let t = self.k.ty(a);
+                let x = self.expr(a);
+                let y = self.expr(c);
+                self.binary(*op, t, x, y)
+            }
+            Expr::Select(c, a, d) => {
+                let cv = self.expr(c);
+                let x = self.expr(a);
+                let y = self.expr(d);
+                self.b.ins().select(cv, x, y)
+            }
+        }
+    }
+
+    fn unary(&mut self, op: UnOp, t: Ty, v: Value) -> Value {
+        match op {
+            UnOp::Neg => match t {
+                Ty::F32 => self.b.ins().fneg(v),
+                _ => self.b.ins().ineg(v),
+            },
+            UnOp::Abs => self.b.ins().fabs(v),
+            UnOp::Sqrt => self.b.ins().sqrt(v),
+            UnOp::Exp => self.call(Extern::Exp, &[v]),
+            UnOp::Ln => self.call(Extern::Ln, &[v]),
+            UnOp::Tanh => self.call(Extern::Tanh, &[v]),
+            UnOp::Cos => self.call(Extern::Cos, &[v]),
+            UnOp::FastExp => crate::approx::exp(self.b, v),
+            UnOp::Not => self.b.ins().bxor_imm_s(v, 1),
+            UnOp::IsNan => self.b.ins().fcmp(FloatCC::Unordered, v, v),
+            UnOp::F32ToI64 => self.b.ins().fcvt_to_sint_sat(types::I64, v),
+            UnOp::I64ToF32 => self.b.ins().fcvt_from_sint(types::F32, v),
+            UnOp::BoolToF32 => {
+                let one = self.f32c(1.0);
+                let zero = self.f32c(0.0);
+                self.b.ins().select(v, one, zero)
+            }
+            UnOp::BoolToI64 => self.b.ins().uextend(types::I64, v),
+            UnOp::F32ToBool => {
+                let zero = self.f32c(0.0);
+                self.b.ins().fcmp(FloatCC::NotEqual, v, zero)
+            }
+            UnOp::I64ToBool => self.b.ins().icmp_imm_s(IntCC::NotEqual, v, 0),
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, t: Ty, x: Value, y: Value) -> Value {
+        let fl = t == Ty::F32;
+        let b = &mut *self.b;
+        if op.is_compare() {
+            if fl {
+                let cc = match op {
+                    BinOp::Eq => FloatCC::Equal,
+                    BinOp::Ne => FloatCC::NotEqual,
+                    BinOp::Lt => FloatCC::LessThan,
+                    BinOp::Le => FloatCC::LessThanOrEqual,
+                    BinOp::Gt => FloatCC::GreaterThan,
+                    _ => FloatCC::GreaterThanOrEqual,
+                };
+                return b.ins().fcmp(cc, x, y);
+            }
+            let cc = match op {
+                BinOp::Eq => IntCC::Equal,
+                BinOp::Ne => IntCC::NotEqual,
+                BinOp::Lt => IntCC::SignedLessThan,
+                BinOp::Le => IntCC::SignedLessThanOrEqual,
+                BinOp::Gt => IntCC::SignedGreaterThan,
+                _ => IntCC::SignedGreaterThanOrEqual,
+            };
+            return b.ins().icmp(cc, x, y);
+        }
+        match op {
+            BinOp::Add if fl => b.ins().fadd(x, y),
+            BinOp::Sub if fl => b.ins().fsub(x, y),
+            BinOp::Mul if fl => b.ins().fmul(x, y),
+            BinOp::Div if fl => b.ins().fdiv(x, y),
+            BinOp::Add => b.ins().iadd(x, y),
+            BinOp::Sub => b.ins().isub(x, y),
+            BinOp::Mul => b.ins().imul(x, y),
+            BinOp::Div => b.ins().sdiv(x, y),
+            BinOp::Rem => b.ins().srem(x, y),
+            BinOp::Min => {
+                let lt = b.ins().icmp(IntCC::SignedLessThan, x, y);
+                b.ins().select(lt, x, y)
+            }
+            BinOp::Max => {
+                let gt = b.ins().icmp(IntCC::SignedGreaterThan, x, y);
+                b.ins().select(gt, x, y)
+            }
+            BinOp::Pow => self.call(Extern::Pow, &[x, y]),
+            BinOp::And => b.ins().band(x, y),
+            BinOp::Or => b.ins().bor(x, y),
+            BinOp::Xor => b.ins().bxor(x, y),
+            BinOp::Shr => b.ins().ushr(x, y),
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                unreachable!("comparisons handled above")
+            }
+        }
+    }
+}
+
+/// Declares the kernel's parameter and the entry block; returns the buffer base addresses.
+pub(crate) fn entry(b: &mut FunctionBuilder<'_>, k: &Kernel) -> (Block, Vec<Value>) {
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let table = b.block_params(entry)[0];
+    let bases = (0..k.bufs.len())
+        .map(|i| {
+            b.ins()
+                .load(types::I64, MemFlagsData::trusted(), table, (8 * i) as i32)
+        })
+        .collect();
+    (entry, bases)
+}
+
+/// The kernel signature's parameter and return types.
+pub(crate) fn signature_params() -> (AbiParam, AbiParam) {
+    (AbiParam::new(types::I64), AbiParam::new(types::I32))
+}

@@ -1,0 +1,491 @@
+//! The loop-nest IR: kernels made of loops, scalar expressions, loads and stores.
+//!
+//! This is the level between the tensor graph and Cranelift. A [`Kernel`] reads and writes
+//! flat buffers (one per tensor) through element indices computed by integer expressions, so
+//! every op of the graph, including the scatter-style gradients and the index-driven ops, is a
+//! few nested [`Stmt::For`] loops over [`Expr`] trees. Keeping it this small means the code
+//! generator is one straightforward translation and the bounds-checked mode only has to guard
+//! two instructions (load and store). The printer ([`Kernel`]'s `Display`) is what the `lower`
+//! filetests snapshot.
+
+use std::fmt;
+
+/// Scalar type of an expression or variable. Buffers store `Bool` as one byte (0 or 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Ty {
+    /// 32-bit float.
+    F32,
+    /// 64-bit integer (indices, also used as a raw 64-bit word by the random-number mixer).
+    I64,
+    /// Boolean.
+    Bool,
+}
+
+impl Ty {
+    /// From an IR dtype.
+    pub fn of(d: sinter_ir::DType) -> Ty {
+        match d {
+            sinter_ir::DType::F32 => Ty::F32,
+            sinter_ir::DType::I64 => Ty::I64,
+            sinter_ir::DType::Bool => Ty::Bool,
+        }
+    }
+
+    /// Bytes per element in a buffer.
+    pub fn size(self) -> usize {
+        match self {
+            Ty::F32 => 4,
+            Ty::I64 => 8,
+            Ty::Bool => 1,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Ty::F32 => "f32",
+            Ty::I64 => "i64",
+            Ty::Bool => "bool",
+        }
+    }
+}
+
+/// A kernel-local variable: a loop counter or a mutable scalar (accumulator).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Var(pub u32);
+
+/// A buffer parameter of a kernel, by position in [`Kernel::bufs`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Buf(pub u32);
+
+/// One-operand operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnOp {
+    /// Arithmetic negation (f32 or i64).
+    Neg,
+    /// `|x|` (f32).
+    Abs,
+    /// Square root (f32, correctly rounded).
+    Sqrt,
+    /// `e^x` (f32): a call to the runtime's exact `f32::exp`.
+    Exp,
+    /// Natural log (f32): a call to `f32::ln`.
+    Ln,
+    /// Hyperbolic tangent (f32): a call to `f32::tanh`.
+    Tanh,
+    /// Cosine (f32): a call to `f32::cos` (Box-Muller).
+    Cos,
+    /// `e^x` by the inline polynomial (see `sinter-jit`'s `approx` module).
+    FastExp,
+    /// Boolean not.
+    Not,
+    /// `x != x` (f32): true for NaN.
+    IsNan,
+    /// f32 -> i64 truncating, saturating, NaN -> 0 (Rust `as`).
+    F32ToI64,
+    /// i64 -> f32 (round to nearest).
+    I64ToF32,
+    /// bool -> f32 (0 or 1).
+    BoolToF32,
+    /// bool -> i64 (0 or 1).
+    BoolToI64,
+    /// f32 -> bool (`x != 0`, so NaN is true).
+    F32ToBool,
+    /// i64 -> bool (`x != 0`).
+    I64ToBool,
+}
+
+/// Two-operand operations; both operands have the same type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    /// `a + b` (f32; i64 wrapping).
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b` (i64 wrapping).
+    Mul,
+    /// `a / b` (f32 IEEE; i64 signed, truncating; the lowering never divides by zero).
+    Div,
+    /// i64 signed remainder.
+    Rem,
+    /// Smaller (i64 only: float min/max are written with `Select` for exact NaN rules).
+    Min,
+    /// Larger (i64 only).
+    Max,
+    /// `a ^ b` (f32): a call to `f32::powf`.
+    Pow,
+    /// Bitwise and (i64, bool).
+    And,
+    /// Bitwise or (i64, bool).
+    Or,
+    /// Bitwise xor (i64, bool).
+    Xor,
+    /// Logical shift right of the 64-bit word (i64).
+    Shr,
+    /// `a == b` -> bool.
+    Eq,
+    /// `a != b` -> bool (true when either f32 is NaN).
+    Ne,
+    /// `a < b` -> bool.
+    Lt,
+    /// `a <= b` -> bool.
+    Le,
+    /// `a > b` -> bool.
+    Gt,
+    /// `a >= b` -> bool.
+    Ge,
+}
+
+impl BinOp {
+    /// Whether the result is `bool` whatever the operand type.
+    pub fn is_compare(self) -> bool {
+        matches!(
+            self,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+        )
+    }
+}
+
+/// A scalar expression.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// A variable's current value.
+    Var(Var),
+    /// An i64 constant.
+    I(i64),
+    /// An f32 constant.
+    F(f32),
+    /// A bool constant.
+    B(bool),
+    /// Element `index` of a buffer (typed by the buffer).
+    Load(Buf, Box<Expr>),
+    /// A one-operand op.
+    Un(UnOp, Box<Expr>),
+    /// A two-operand op.
+    Bin(BinOp, Box<Expr>, Box<Expr>),
+    /// `cond ? a : b` (both branches evaluated; no side effects exist to skip).
+    Select(Box<Expr>, Box<Expr>, Box<Expr>),
+}
+
+/// A statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    /// `for var in 0..extent { body }`.
+    For {
+        /// The counter (i64).
+        var: Var,
+        /// Trip count, fixed at compile time.
+        extent: i64,
+        /// Loop body.
+        body: Vec<Stmt>,
+    },
+    /// `var = value`.
+    Set(Var, Expr),
+    /// `buf[index] = value`.
+    Store(Buf, Expr, Expr),
+    /// `if cond { then } else { other }`.
+    If(Expr, Vec<Stmt>, Vec<Stmt>),
+    /// Return error number `code` (an index into [`Kernel::errors`]) unless `cond` holds:
+    /// how data errors (a gather index out of range) become `Err` instead of undefined
+    /// behaviour.
+    Check(Expr, u32),
+}
+
+/// A buffer parameter: name (for printing and errors), element type and length.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BufDecl {
+    /// Value name in the graph, or a descriptive name.
+    pub name: String,
+    /// Element type.
+    pub ty: Ty,
+    /// Number of elements.
+    pub len: usize,
+    /// Whether the kernel writes it.
+    pub output: bool,
+}
+
+/// A kernel: a function of its buffers, returning 0 or `1 + code` of a failed [`Stmt::Check`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    /// Name (for printing, profiles and symbols).
+    pub name: String,
+    /// Buffers, inputs and outputs.
+    pub bufs: Vec<BufDecl>,
+    /// Variable types, indexed by [`Var`].
+    pub vars: Vec<(String, Ty)>,
+    /// The body.
+    pub body: Vec<Stmt>,
+    /// Data-error messages, indexed by [`Stmt::Check`] codes.
+    pub errors: Vec<String>,
+}
+
+impl Kernel {
+    /// An empty kernel.
+    pub fn new(name: impl Into<String>) -> Kernel {
+        Kernel {
+            name: name.into(),
+            bufs: Vec::new(),
+            vars: Vec::new(),
+            body: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Adds a buffer parameter.
+    pub fn buf(&mut self, name: &str, ty: Ty, len: usize, output: bool) -> Buf {
+        self.bufs.push(BufDecl {
+            name: name.to_string(),
+            ty,
+            len,
+            output,
+        });
+        Buf(self.bufs.len() as u32 - 1)
+    }
+
+    /// A fresh variable; `hint` names it in the printout.
+    pub fn var(&mut self, hint: &str, ty: Ty) -> Var {
+        let name = format!("{hint}{}", self.vars.len());
+        self.vars.push((name, ty));
+        Var(self.vars.len() as u32 - 1)
+    }
+
+    /// Registers a data-error message, giving the code for [`Stmt::Check`].
+    pub fn error(&mut self, msg: String) -> u32 {
+        self.errors.push(msg);
+        self.errors.len() as u32 - 1
+    }
+
+    /// The type of an expression (operands are assumed well-typed).
+    pub fn ty(&self, e: &Expr) -> Ty {
+        match e {
+            Expr::Var(v) => self.vars[v.0 as usize].1,
+            Expr::I(_) => Ty::I64,
+            Expr::F(_) => Ty::F32,
+            Expr::B(_) => Ty::Bool,
+            Expr::Load(b, _) => self.bufs[b.0 as usize].ty,
+            Expr::Un(op, x) => match op {
+                UnOp::Not | UnOp::IsNan | UnOp::F32ToBool | UnOp::I64ToBool => Ty::Bool,
+                UnOp::F32ToI64 | UnOp::BoolToI64 => Ty::I64,
+                UnOp::I64ToF32 | UnOp::BoolToF32 => Ty::F32,
+                _ => self.ty(x),
+            },
+            Expr::Bin(op, a, _) => {
+                if op.is_compare() {
+                    Ty::Bool
+                } else {
+                    self.ty(a)
+                }
+            }
+            Expr::Select(_, a, _) => self.ty(a),
+        }
+    }
+
+    /// Number of loop statements (a size measure for tests and timings).
+    pub fn loop_count(&self) -> usize {
+        fn count(s: &[Stmt]) -> usize {
+            s.iter()
+                .map(|s| match s {
+                    Stmt::For { body, .. } => 1 + count(body),
+                    Stmt::If(_, a, b) => count(a) + count(b),
+                    _ => 0,
+                })
+                .sum()
+        }
+        count(&self.body)
+    }
+}
+
+// Operator sugar so lowering code reads like the index arithmetic it builds.
+macro_rules! sugar {
+    ($tr:ident, $f:ident, $op:ident) => {
+        impl std::ops::$tr for Expr {
+            type Output = Expr;
+            fn $f(self, rhs: Expr) -> Expr {
+                bin(BinOp::$op, self, rhs)
+            }
+        }
+    };
+}
+sugar!(Add, add, Add);
+sugar!(Sub, sub, Sub);
+sugar!(Mul, mul, Mul);
+sugar!(Div, div, Div);
+sugar!(Rem, rem, Rem);
+
+/// A two-operand expression, folding i64 constants and the identities `x+0`, `x*1`, `x*0`
+/// so printed index arithmetic stays readable.
+pub fn bin(op: BinOp, a: Expr, b: Expr) -> Expr {
+    use Expr::I;
+    match (op, &a, &b) {
+        (BinOp::Add, I(x), I(y)) => I(x.wrapping_add(*y)),
+        (BinOp::Sub, I(x), I(y)) => I(x.wrapping_sub(*y)),
+        (BinOp::Mul, I(x), I(y)) => I(x.wrapping_mul(*y)),
+        (BinOp::Add, I(0), _) => b,
+        (BinOp::Add | BinOp::Sub, _, I(0)) => a,
+        (BinOp::Mul, I(1), _) => b,
+        (BinOp::Mul | BinOp::Div, _, I(1)) => a,
+        (BinOp::Mul, I(0), _) | (BinOp::Mul, _, I(0)) => I(0),
+        _ => Expr::Bin(op, Box::new(a), Box::new(b)),
+    }
+}
+
+/// A one-operand expression.
+pub fn un(op: UnOp, a: Expr) -> Expr {
+    Expr::Un(op, Box::new(a))
+}
+
+/// `cond ? a : b`.
+pub fn select(c: Expr, a: Expr, b: Expr) -> Expr {
+    Expr::Select(Box::new(c), Box::new(a), Box::new(b))
+}
+
+/// `buf[index]`.
+pub fn load(b: Buf, index: Expr) -> Expr {
+    Expr::Load(b, Box::new(index))
+}
+
+impl Expr {
+    /// A variable's value.
+    pub fn v(var: Var) -> Expr {
+        Expr::Var(var)
+    }
+    /// `self < o`.
+    pub fn lt(self, o: Expr) -> Expr {
+        bin(BinOp::Lt, self, o)
+    }
+    /// `self <= o`.
+    pub fn le(self, o: Expr) -> Expr {
+        bin(BinOp::Le, self, o)
+    }
+    /// `self > o`.
+    pub fn gt(self, o: Expr) -> Expr {
+        bin(BinOp::Gt, self, o)
+    }
+    /// `self >= o`.
+    pub fn ge(self, o: Expr) -> Expr {
+        bin(BinOp::Ge, self, o)
+    }
+    /// `self == o`.
+    pub fn eq_(self, o: Expr) -> Expr {
+        bin(BinOp::Eq, self, o)
+    }
+    /// `self && o` (bool).
+    pub fn and(self, o: Expr) -> Expr {
+        match (&self, &o) {
+            (Expr::B(true), _) => o,
+            (_, Expr::B(true)) => self,
+            _ => bin(BinOp::And, self, o),
+        }
+    }
+    /// `self || o` (bool).
+    pub fn or(self, o: Expr) -> Expr {
+        bin(BinOp::Or, self, o)
+    }
+    /// `0 <= self < hi` for an i64 index.
+    pub fn in_range(self, hi: i64) -> Expr {
+        self.clone().ge(Expr::I(0)).and(self.lt(Expr::I(hi)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printer
+
+struct Show<'a>(&'a Kernel, &'a Expr);
+
+impl fmt::Display for Show<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let k = self.0;
+        match self.1 {
+            Expr::Var(v) => f.write_str(&k.vars[v.0 as usize].0),
+            Expr::I(i) => write!(f, "{i}"),
+            Expr::F(x) => write!(f, "{x:?}"),
+            Expr::B(b) => write!(f, "{b}"),
+            Expr::Load(b, i) => write!(f, "{}[{}]", k.bufs[b.0 as usize].name, Show(k, i)),
+            Expr::Un(op, x) => write!(f, "{}({})", format!("{op:?}").to_lowercase(), Show(k, x)),
+            Expr::Bin(op, a, b) => {
+                let sym = match op {
+                    BinOp::Add => "+",
+                    BinOp::Sub => "-",
+                    BinOp::Mul => "*",
+                    BinOp::Div => "/",
+                    BinOp::Rem => "%",
+                    BinOp::And => "&",
+                    BinOp::Or => "|",
+                    BinOp::Xor => "^",
+                    BinOp::Shr => ">>",
+                    BinOp::Eq => "==",
+                    BinOp::Ne => "!=",
+                    BinOp::Lt => "<",
+                    BinOp::Le => "<=",
+                    BinOp::Gt => ">",
+                    BinOp::Ge => ">=",
+                    BinOp::Min | BinOp::Max | BinOp::Pow => {
+                        let name = format!("{op:?}").to_lowercase();
+                        return write!(f, "{name}({}, {})", Show(k, a), Show(k, b));
+                    }
+                };
+                write!(f, "({} {sym} {})", Show(k, a), Show(k, b))
+            }
+            Expr::Select(c, a, b) => {
+                write!(f, "select({}, {}, {})", Show(k, c), Show(k, a), Show(k, b))
+            }
+        }
+    }
+}
+
+fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let pad = "  ".repeat(depth);
+    for s in body {
+        match s {
+            Stmt::For { var, extent, body } => {
+                writeln!(f, "{pad}for {} in 0..{extent} {{", k.vars[var.0 as usize].0)?;
+                print_stmts(k, body, depth + 1, f)?;
+                writeln!(f, "{pad}}}")?;
+            }
+            Stmt::Set(v, e) => writeln!(f, "{pad}{} = {}", k.vars[v.0 as usize].0, Show(k, e))?,
+            Stmt::Store(b, i, e) => writeln!(
+                f,
+                "{pad}{}[{}] = {}",
+                k.bufs[b.0 as usize].name,
+                Show(k, i),
+                Show(k, e)
+            )?,
+            Stmt::If(c, a, b) => {
+                writeln!(f, "{pad}if {} {{", Show(k, c))?;
+                print_stmts(k, a, depth + 1, f)?;
+                if !b.is_empty() {
+                    writeln!(f, "{pad}}} else {{")?;
+                    print_stmts(k, b, depth + 1, f)?;
+                }
+                writeln!(f, "{pad}}}")?;
+            }
+            Stmt::Check(c, code) => writeln!(
+                f,
+                "{pad}check {} else error {code} // {}",
+                Show(k, c),
+                k.errors[*code as usize]
+            )?,
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let params: Vec<String> = self
+            .bufs
+            .iter()
+            .map(|b| {
+                format!(
+                    "{}{}: {}[{}]",
+                    if b.output { "out " } else { "" },
+                    b.name,
+                    b.ty.name(),
+                    b.len
+                )
+            })
+            .collect();
+        writeln!(f, "kernel {}({}) {{", self.name, params.join(", "))?;
+        print_stmts(self, &self.body, 1, f)?;
+        writeln!(f, "}}")
+    }
+}

@@ -1,0 +1,1465 @@
+//! Lowering of one graph op to a [`Kernel`]: one exhaustive `match` over [`Op`].
+//!
+//! The match has no wildcard arm (an Architecture Invariant), so a new op in the table fails to
+//! compile here until it has a lowering. Each arm writes the op's definition as loops in the
+//! interpreter's accumulation order, so results agree with the oracle bit for bit wherever the
+//! arithmetic is the same (sums are not reassociated; `exp`/`ln`/`tanh`/`powf`/`cos` call the
+//! same Rust functions unless the fast polynomial is asked for).
+//!
+//! Buffer convention: the kernel's buffers are the op's inputs in order, then its outputs.
+
+use crate::loops::{BinOp, Buf, Expr, Kernel, Stmt, Ty, UnOp, Var, bin, load, select, un};
+use sinter_ir::infer::{norm_axes, norm_axis, slice_bounds};
+use sinter_ir::types::strides;
+use sinter_ir::{DType, Op, TensorType};
+
+/// Options that change the generated code without changing what it computes (beyond the
+/// documented accuracy of the fast paths).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LowerOptions {
+    /// Use the inline polynomial `exp` (max error measured in `sinter-jit`'s tests) instead of
+    /// calling `f32::exp`, in `exp`, `sigmoid`, `softmax` and `log_softmax`.
+    pub fast_math: bool,
+}
+
+type R<T> = Result<T, String>;
+
+/// `i64` constant.
+fn c(v: usize) -> Expr {
+    Expr::I(v as i64)
+}
+
+/// The row-major linear index of `idx` under `strides`.
+pub fn linear(idx: &[Expr], strides: &[usize]) -> Expr {
+    idx.iter()
+        .zip(strides)
+        .fold(Expr::I(0), |acc, (i, &s)| acc + i.clone() * c(s))
+}
+
+/// Nested loops over `shape` (outermost first) around the statements `f` builds from the
+/// index expressions.
+pub fn nest(
+    k: &mut Kernel,
+    shape: &[usize],
+    hint: &str,
+    f: impl FnOnce(&mut Kernel, &[Expr]) -> Vec<Stmt>,
+) -> Vec<Stmt> {
+    let vars: Vec<Var> = (0..shape.len()).map(|_| k.var(hint, Ty::I64)).collect();
+    let idx: Vec<Expr> = vars.iter().map(|&v| Expr::v(v)).collect();
+    let mut body = f(k, &idx);
+    for (d, &v) in shape.iter().zip(&vars).rev() {
+        body = vec![Stmt::For {
+            var: v,
+            extent: *d as i64,
+            body,
+        }];
+    }
+    body
+}
+
+/// `for v in 0..n { f(v) }`.
+fn for_(
+    k: &mut Kernel,
+    hint: &str,
+    n: usize,
+    f: impl FnOnce(&mut Kernel, Expr) -> Vec<Stmt>,
+) -> Stmt {
+    let v = k.var(hint, Ty::I64);
+    let body = f(k, Expr::v(v));
+    Stmt::For {
+        var: v,
+        extent: n as i64,
+        body,
+    }
+}
+
+/// Index into an input of shape `ins` broadcast (numpy rules) to the output index `idx`.
+fn bcast_index(idx: &[Expr], ins: &[usize], out: &[usize]) -> Expr {
+    let st = strides(ins);
+    let lead = out.len() - ins.len();
+    let mut e = Expr::I(0);
+    for (j, &d) in ins.iter().enumerate() {
+        if d != 1 {
+            e = e + idx[lead + j].clone() * c(st[j]);
+        }
+    }
+    e
+}
+
+/// An elementwise kernel: `out[i] = f(inputs broadcast to i)`. One flat loop when no input
+/// broadcasts (scalars aside), else a nest over the output shape.
+fn map(
+    k: &mut Kernel,
+    ins: &[(Buf, &TensorType)],
+    out: Buf,
+    out_ty: &TensorType,
+    f: impl FnOnce(&mut Kernel, Vec<Expr>) -> Expr,
+) {
+    let n = out_ty.numel();
+    let flat = ins
+        .iter()
+        .all(|(_, t)| t.numel() == 1 || t.shape == out_ty.shape);
+    let body = if flat {
+        vec![for_(k, "i", n, |k, i| {
+            let args = ins
+                .iter()
+                .map(|(b, t)| {
+                    load(
+                        *b,
+                        if t.numel() == 1 {
+                            Expr::I(0)
+                        } else {
+                            i.clone()
+                        },
+                    )
+                })
+                .collect();
+            let v = f(k, args);
+            vec![Stmt::Store(out, i, v)]
+        })]
+    } else {
+        nest(k, &out_ty.shape, "i", |k, idx| {
+            let args = ins
+                .iter()
+                .map(|(b, t)| load(*b, bcast_index(idx, &t.shape, &out_ty.shape)))
+                .collect();
+            let v = f(k, args);
+            vec![Stmt::Store(out, linear(idx, &strides(&out_ty.shape)), v)]
+        })
+    };
+    k.body.extend(body);
+}
+
+/// `e^x`, exact call or inline polynomial.
+fn exp(x: Expr, o: LowerOptions) -> Expr {
+    un(
+        if o.fast_math {
+            UnOp::FastExp
+        } else {
+            UnOp::Exp
+        },
+        x,
+    )
+}
+
+/// NaN-propagating maximum (the interpreter's `max_nan`).
+fn max_nan(a: Expr, b: Expr) -> Expr {
+    let nan = un(UnOp::IsNan, a.clone()).or(un(UnOp::IsNan, b.clone()));
+    select(
+        nan,
+        Expr::F(f32::NAN),
+        select(a.clone().ge(b.clone()), a, b),
+    )
+}
+
+/// NaN-propagating minimum.
+fn min_nan(a: Expr, b: Expr) -> Expr {
+    let nan = un(UnOp::IsNan, a.clone()).or(un(UnOp::IsNan, b.clone()));
+    select(
+        nan,
+        Expr::F(f32::NAN),
+        select(a.clone().le(b.clone()), a, b),
+    )
+}
+
+fn imin(a: Expr, b: Expr) -> Expr {
+    bin(BinOp::Min, a, b)
+}
+
+fn imax(a: Expr, b: Expr) -> Expr {
+    bin(BinOp::Max, a, b)
+}
+
+fn dims4(t: &TensorType) -> R<[usize; 4]> {
+    match t.shape.as_slice() {
+        &[a, b, c, d] => Ok([a, b, c, d]),
+        _ => Err(format!("expected a rank-4 tensor, got {t}")),
+    }
+}
+
+fn idx4(d: [usize; 4], [a, b, cc, e]: [Expr; 4]) -> Expr {
+    ((a * c(d[1]) + b) * c(d[2]) + cc) * c(d[3]) + e
+}
+
+/// `(outer, extent, inner)` around `axis`.
+fn split_at(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    (
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    )
+}
+
+/// Window geometry of convolutions and pools along one axis.
+#[derive(Clone, Copy)]
+struct Axis {
+    stride: i64,
+    before: i64,
+    after: i64,
+    dilation: i64,
+}
+
+fn axes_of(stride: [i64; 2], pad: [i64; 4], dilation: [i64; 2]) -> [Axis; 2] {
+    [0, 1].map(|a| Axis {
+        stride: stride[a],
+        before: pad[a],
+        after: pad[a + 2],
+        dilation: dilation[a],
+    })
+}
+
+/// Input position `o*stride - pad_before + k*dilation`.
+fn tap(o: Expr, k: Expr, a: Axis) -> Expr {
+    o * Expr::I(a.stride) + k * Expr::I(a.dilation) - Expr::I(a.before)
+}
+
+/// A kernel whose buffers are `ins` then `outs`, named after the op.
+fn start(
+    name: &str,
+    ins: &[&TensorType],
+    outs: &[TensorType],
+    names: &[String],
+) -> (Kernel, Vec<Buf>, Vec<Buf>) {
+    let mut k = Kernel::new(name);
+    let ib = ins
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let n = names.get(i).cloned().unwrap_or_else(|| format!("in{i}"));
+            k.buf(&n, Ty::of(t.dtype), t.numel(), false)
+        })
+        .collect();
+    let ob = outs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let n = names
+                .get(ins.len() + i)
+                .cloned()
+                .unwrap_or_else(|| format!("out{i}"));
+            k.buf(&n, Ty::of(t.dtype), t.numel(), true)
+        })
+        .collect();
+    (k, ib, ob)
+}
+
+/// Fills `buf` (of `n` elements) with `v`.
+fn fill(k: &mut Kernel, buf: Buf, n: usize, v: Expr) {
+    let s = for_(k, "z", n, |_, i| vec![Stmt::Store(buf, i, v)]);
+    k.body.push(s);
+}
+
+/// `buf[i] = buf[i] + v`.
+fn accumulate(buf: Buf, i: Expr, v: Expr) -> Stmt {
+    Stmt::Store(buf, i.clone(), load(buf, i) + v)
+}
+
+/// The random stream key `rng::key(seed, counter)` with the counter loaded from `counter`
+/// (or 0), as statements setting an i64 variable.
+fn stream_key(k: &mut Kernel, seed: i64, counter: Option<Buf>) -> Expr {
+    let cnt = match counter {
+        Some(b) => load(b, Expr::I(0)),
+        None => Expr::I(0),
+    };
+    let key = k.var("key", Ty::I64);
+    let mixed_seed = Expr::I(sinter_ir::rng::mix64(seed as u64) as i64);
+    let v = mix64(
+        k,
+        bin(
+            BinOp::Xor,
+            mixed_seed,
+            cnt * Expr::I(0xD1B5_4A32_D192_ED03_u64 as i64),
+        ),
+    );
+    k.body.push(Stmt::Set(key, v));
+    Expr::v(key)
+}
+
+/// SplitMix64's finaliser as expressions (see `sinter_ir::rng::mix64`), through variables so
+/// the tree stays linear.
+fn mix64(k: &mut Kernel, z: Expr) -> Expr {
+    let _ = k;
+    let z0 = z + Expr::I(0x9E37_79B9_7F4A_7C15_u64 as i64);
+    let step = |z: Expr, sh: i64, m: u64| {
+        bin(BinOp::Xor, z.clone(), bin(BinOp::Shr, z, Expr::I(sh))) * Expr::I(m as i64)
+    };
+    let z1 = step(z0, 30, 0xBF58_476D_1CE4_E5B9);
+    let z2 = step(z1, 27, 0x94D0_49BB_1331_11EB);
+    bin(BinOp::Xor, z2.clone(), bin(BinOp::Shr, z2, Expr::I(31)))
+}
+
+/// Statements computing `uniform(key, i)` into a fresh f32 variable.
+fn uniform(k: &mut Kernel, key: &Expr, i: Expr) -> (Vec<Stmt>, Expr) {
+    let a = k.var("h", Ty::I64);
+    let b = k.var("h", Ty::I64);
+    let u = k.var("u", Ty::F32);
+    let mut s = Vec::new();
+    s.push(Stmt::Set(a, mix64(k, i)));
+    s.push(Stmt::Set(
+        b,
+        mix64(k, bin(BinOp::Xor, key.clone(), Expr::v(a))),
+    ));
+    // Three variables keep each mixer step a shared value, not a re-evaluated tree.
+    let bits = bin(BinOp::Shr, Expr::v(b), Expr::I(40));
+    s.push(Stmt::Set(
+        u,
+        un(UnOp::I64ToF32, bits) * Expr::F(1.0 / 16_777_216.0),
+    ));
+    (s, Expr::v(u))
+}
+
+/// Lowers one op. `names` names the buffers (inputs then outputs) for the printout.
+pub fn lower_op(
+    op: &Op,
+    ins: &[&TensorType],
+    outs: &[TensorType],
+    names: &[String],
+    opt: LowerOptions,
+) -> R<Kernel> {
+    let (mut k, ib, ob) = start(op.name(), ins, outs, names);
+    let out = &outs[0];
+    let o = ob[0];
+    let i0 = || (ib[0], ins[0]);
+    let unary = |k: &mut Kernel, f: &dyn Fn(Expr) -> Expr| {
+        map(k, &[i0()], o, out, |_, a| f(a[0].clone()));
+    };
+    let binary = |k: &mut Kernel, f: &dyn Fn(Expr, Expr) -> Expr| {
+        map(k, &[i0(), (ib[1], ins[1])], o, out, |_, a| {
+            f(a[0].clone(), a[1].clone())
+        });
+    };
+    match op {
+        Op::Neg {} => unary(&mut k, &|x| un(UnOp::Neg, x)),
+        Op::Exp {} => unary(&mut k, &|x| exp(x, opt)),
+        Op::Log {} => unary(&mut k, &|x| un(UnOp::Ln, x)),
+        Op::Sqrt {} => unary(&mut k, &|x| un(UnOp::Sqrt, x)),
+        Op::Rsqrt {} => unary(&mut k, &|x| Expr::F(1.0) / un(UnOp::Sqrt, x)),
+        Op::Abs {} => unary(&mut k, &|x| un(UnOp::Abs, x)),
+        Op::Relu {} => unary(&mut k, &|x| {
+            select(x.clone().lt(Expr::F(0.0)), Expr::F(0.0), x)
+        }),
+        Op::Sigmoid {} => unary(&mut k, &|x| {
+            Expr::F(1.0) / (Expr::F(1.0) + exp(un(UnOp::Neg, x), opt))
+        }),
+        Op::Tanh {} => unary(&mut k, &|x| un(UnOp::Tanh, x)),
+        Op::LeakyRelu { alpha } => {
+            let a = alpha.get();
+            unary(&mut k, &|x| {
+                select(x.clone().ge(Expr::F(0.0)), x.clone(), Expr::F(a) * x)
+            })
+        }
+        Op::Add {} => binary(&mut k, &|a, b| a + b),
+        Op::Sub {} => binary(&mut k, &|a, b| a - b),
+        Op::Mul {} => binary(&mut k, &|a, b| a * b),
+        Op::Div {} => binary(&mut k, &|a, b| a / b),
+        Op::Max {} => binary(&mut k, &max_nan),
+        Op::Min {} => binary(&mut k, &min_nan),
+        Op::Pow {} => binary(&mut k, &|a, b| bin(BinOp::Pow, a, b)),
+        Op::Prelu {} => binary(&mut k, &|x, s| {
+            select(x.clone().ge(Expr::F(0.0)), x.clone(), s * x)
+        }),
+        Op::Equal {} => binary(&mut k, &|a, b| bin(BinOp::Eq, a, b)),
+        Op::Less {} => binary(&mut k, &|a, b| bin(BinOp::Lt, a, b)),
+        Op::LessEqual {} => binary(&mut k, &|a, b| bin(BinOp::Le, a, b)),
+        Op::Greater {} => binary(&mut k, &|a, b| bin(BinOp::Gt, a, b)),
+        Op::GreaterEqual {} => binary(&mut k, &|a, b| bin(BinOp::Ge, a, b)),
+        Op::Select {} => map(
+            &mut k,
+            &[i0(), (ib[1], ins[1]), (ib[2], ins[2])],
+            o,
+            out,
+            |_, a| select(a[0].clone(), a[1].clone(), a[2].clone()),
+        ),
+        Op::Cast { to } => {
+            let from = ins[0].dtype;
+            let to = *to;
+            unary(&mut k, &|x| cast(x, from, to))
+        }
+        Op::Matmul {} => lower_matmul(&mut k, ins, out, &ib, o),
+        Op::Gemm {
+            trans_a,
+            trans_b,
+            alpha,
+            beta,
+        } => lower_gemm(
+            &mut k,
+            ins,
+            out,
+            &ib,
+            o,
+            (*trans_a, *trans_b),
+            (alpha.get(), beta.get()),
+        ),
+        Op::Conv2d {
+            stride,
+            pad,
+            dilation,
+            groups,
+        } => lower_conv2d(
+            &mut k,
+            ins,
+            out,
+            &ib,
+            o,
+            axes_of(*stride, *pad, *dilation),
+            *groups as usize,
+        )?,
+        Op::ConvTranspose2d {
+            stride,
+            pad,
+            output_pad: _,
+            dilation,
+            groups,
+        } => lower_conv_transpose2d(
+            &mut k,
+            ins,
+            out,
+            &ib,
+            o,
+            axes_of(*stride, *pad, *dilation),
+            *groups as usize,
+        )?,
+        Op::Conv2dWeightGrad {
+            kernel: _,
+            stride,
+            pad,
+            dilation,
+            groups,
+        } => lower_conv_weight_grad(
+            &mut k,
+            ins,
+            out,
+            &ib,
+            o,
+            axes_of(*stride, *pad, *dilation),
+            *groups as usize,
+        )?,
+        Op::MaxPool2d {
+            kernel,
+            stride,
+            pad,
+        } => lower_pool(
+            &mut k,
+            ins[0],
+            out,
+            ib[0],
+            o,
+            *kernel,
+            axes_of(*stride, *pad, [1, 1]),
+            None,
+        )?,
+        Op::AvgPool2d {
+            kernel,
+            stride,
+            pad,
+            count_include_pad,
+        } => lower_pool(
+            &mut k,
+            ins[0],
+            out,
+            ib[0],
+            o,
+            *kernel,
+            axes_of(*stride, *pad, [1, 1]),
+            Some(*count_include_pad),
+        )?,
+        Op::GlobalAvgPool {} => {
+            let [n, ch, h, w] = dims4(ins[0])?;
+            let area = h * w;
+            let s = for_(&mut k, "p", n * ch, |k, p| {
+                let acc = k.var("acc", Ty::F32);
+                let inner = for_(k, "j", area, |_, j| {
+                    vec![Stmt::Set(
+                        acc,
+                        Expr::v(acc) + load(ib[0], p.clone() * c(area) + j),
+                    )]
+                });
+                vec![
+                    Stmt::Set(acc, Expr::F(0.0)),
+                    inner,
+                    Stmt::Store(o, p, Expr::v(acc) / Expr::F(area as f32)),
+                ]
+            });
+            k.body.push(s);
+        }
+        Op::MaxPool2dGrad {
+            kernel,
+            stride,
+            pad,
+        } => lower_pool_grad(
+            &mut k,
+            ins,
+            &ib,
+            o,
+            *kernel,
+            axes_of(*stride, *pad, [1, 1]),
+            None,
+        )?,
+        Op::AvgPool2dGrad {
+            kernel,
+            stride,
+            pad,
+            count_include_pad,
+        } => lower_pool_grad(
+            &mut k,
+            ins,
+            &ib,
+            o,
+            *kernel,
+            axes_of(*stride, *pad, [1, 1]),
+            Some(*count_include_pad),
+        )?,
+        Op::BatchNorm { eps } => {
+            let (n, ch, inner) = split_at(&ins[0].shape, 1);
+            let eps = eps.get();
+            let s = nest(&mut k, &[n, ch, inner], "i", |_, idx| {
+                let at = linear(idx, &[ch * inner, inner, 1]);
+                let cc = idx[1].clone();
+                let v = (load(ib[0], at.clone()) - load(ib[3], cc.clone()))
+                    / un(UnOp::Sqrt, load(ib[4], cc.clone()) + Expr::F(eps))
+                    * load(ib[1], cc.clone())
+                    + load(ib[2], cc);
+                vec![Stmt::Store(o, at, v)]
+            });
+            k.body.extend(s);
+        }
+        Op::BatchNormTrain { eps } => {
+            let (n, ch, inner) = split_at(&ins[0].shape, 1);
+            let count = (n * inner) as f32;
+            let eps = eps.get();
+            let (x, g, b) = (ib[0], ib[1], ib[2]);
+            let (mean_b, var_b) = (ob[1], ob[2]);
+            let s = for_(&mut k, "c", ch, |k, cc| {
+                let sum = k.var("sum", Ty::F32);
+                let sq = k.var("sq", Ty::F32);
+                let m = k.var("mean", Ty::F32);
+                let at = |idx: &[Expr]| {
+                    (idx[0].clone() * c(ch) + cc.clone()) * c(inner) + idx[1].clone()
+                };
+                let l1 = nest(k, &[n, inner], "i", |_, idx| {
+                    vec![Stmt::Set(sum, Expr::v(sum) + load(x, at(idx)))]
+                });
+                let l2 = nest(k, &[n, inner], "i", |k, idx| {
+                    let d = k.var("d", Ty::F32);
+                    vec![
+                        Stmt::Set(d, load(x, at(idx)) - Expr::v(m)),
+                        Stmt::Set(sq, Expr::v(sq) + Expr::v(d) * Expr::v(d)),
+                    ]
+                });
+                let mut s = vec![Stmt::Set(sum, Expr::F(0.0))];
+                s.extend(l1);
+                s.push(Stmt::Set(m, Expr::v(sum) / Expr::F(count)));
+                s.push(Stmt::Set(sq, Expr::F(0.0)));
+                s.extend(l2);
+                s.push(Stmt::Store(mean_b, cc.clone(), Expr::v(m)));
+                s.push(Stmt::Store(var_b, cc, Expr::v(sq) / Expr::F(count)));
+                s
+            });
+            k.body.push(s);
+            let s = nest(&mut k, &[n, ch, inner], "i", |_, idx| {
+                let at = linear(idx, &[ch * inner, inner, 1]);
+                let cc = idx[1].clone();
+                let v = (load(x, at.clone()) - load(mean_b, cc.clone()))
+                    / un(UnOp::Sqrt, load(var_b, cc.clone()) + Expr::F(eps))
+                    * load(g, cc.clone())
+                    + load(b, cc);
+                vec![Stmt::Store(o, at, v)]
+            });
+            k.body.extend(s);
+        }
+        Op::Softmax { axis } | Op::LogSoftmax { axis } => {
+            let log = matches!(op, Op::LogSoftmax { .. });
+            let axis = norm_axis(*axis, ins[0].rank())?;
+            lower_softmax(&mut k, ins[0], ib[0], o, axis, log, opt);
+        }
+        Op::Dropout { p, seed } => {
+            let key = stream_key(&mut k, *seed, ib.get(1).copied());
+            let p = p.get();
+            let scale = 1.0 / (1.0 - p);
+            let x = ib[0];
+            let s = for_(&mut k, "i", out.numel(), |k, i| {
+                let (mut s, u) = uniform(k, &key, i.clone());
+                s.push(Stmt::Store(
+                    o,
+                    i.clone(),
+                    select(u.ge(Expr::F(p)), load(x, i) * Expr::F(scale), Expr::F(0.0)),
+                ));
+                s
+            });
+            k.body.push(s);
+        }
+        Op::RandomUniform {
+            shape: _,
+            low,
+            high,
+            seed,
+        } => {
+            let key = stream_key(&mut k, *seed, ib.first().copied());
+            let (lo, hi) = (low.get(), high.get());
+            let s = for_(&mut k, "i", out.numel(), |k, i| {
+                let (mut s, u) = uniform(k, &key, i.clone());
+                s.push(Stmt::Store(o, i, Expr::F(lo) + Expr::F(hi - lo) * u));
+                s
+            });
+            k.body.push(s);
+        }
+        Op::RandomNormal {
+            shape: _,
+            mean,
+            std,
+            seed,
+        } => {
+            let key = stream_key(&mut k, *seed, ib.first().copied());
+            let (mean, std) = (mean.get(), std.get());
+            let s = for_(&mut k, "i", out.numel(), |k, i| {
+                let (mut s, u1) = uniform(k, &key, i.clone() * Expr::I(2));
+                let (s2, u2) = uniform(k, &key, i.clone() * Expr::I(2) + Expr::I(1));
+                s.extend(s2);
+                let r = un(UnOp::Sqrt, Expr::F(-2.0) * un(UnOp::Ln, Expr::F(1.0) - u1));
+                let z = r * un(UnOp::Cos, Expr::F(std::f32::consts::TAU) * u2);
+                s.push(Stmt::Store(o, i, Expr::F(mean) + Expr::F(std) * z));
+                s
+            });
+            k.body.push(s);
+        }
+        Op::Bernoulli { seed } => {
+            let key = stream_key(&mut k, *seed, ib.get(1).copied());
+            let x = ib[0];
+            let s = for_(&mut k, "i", out.numel(), |k, i| {
+                let (mut s, u) = uniform(k, &key, i.clone());
+                s.push(Stmt::Store(
+                    o,
+                    i.clone(),
+                    select(u.lt(load(x, i)), Expr::F(1.0), Expr::F(0.0)),
+                ));
+                s
+            });
+            k.body.push(s);
+        }
+        Op::ReduceSum { axes, keepdims: _ } => lower_reduce(
+            &mut k,
+            ins[0],
+            ib[0],
+            o,
+            &norm_axes(axes, ins[0].rank())?,
+            0,
+        ),
+        Op::ReduceMean { axes, keepdims: _ } => lower_reduce(
+            &mut k,
+            ins[0],
+            ib[0],
+            o,
+            &norm_axes(axes, ins[0].rank())?,
+            1,
+        ),
+        Op::ReduceMax { axes, keepdims: _ } => lower_reduce(
+            &mut k,
+            ins[0],
+            ib[0],
+            o,
+            &norm_axes(axes, ins[0].rank())?,
+            2,
+        ),
+        Op::Argmax { axis, keepdims: _ } => {
+            let axis = norm_axis(*axis, ins[0].rank())?;
+            let (outer, d, inner) = split_at(&ins[0].shape, axis);
+            let is_f = ins[0].dtype == DType::F32;
+            let ty = Ty::of(ins[0].dtype);
+            let x = ib[0];
+            let s = nest(&mut k, &[outer, inner], "i", |k, idx| {
+                let at = |j: Expr| (idx[0].clone() * c(d) + j) * c(inner) + idx[1].clone();
+                let best = k.var("best", Ty::I64);
+                let bv = k.var("bv", ty);
+                let scan = for_(k, "j", d.saturating_sub(1), |k, j| {
+                    let j = j + Expr::I(1);
+                    let a = k.var("a", ty);
+                    let beats = if is_f {
+                        un(UnOp::Not, un(UnOp::IsNan, Expr::v(bv)))
+                            .and(un(UnOp::IsNan, Expr::v(a)).or(Expr::v(a).gt(Expr::v(bv))))
+                    } else {
+                        Expr::v(a).gt(Expr::v(bv))
+                    };
+                    vec![
+                        Stmt::Set(a, load(x, at(j.clone()))),
+                        Stmt::If(
+                            beats,
+                            vec![Stmt::Set(best, j), Stmt::Set(bv, Expr::v(a))],
+                            vec![],
+                        ),
+                    ]
+                });
+                let mut s = vec![Stmt::Set(best, Expr::I(0))];
+                if d > 0 {
+                    s.push(Stmt::Set(bv, load(x, at(Expr::I(0)))));
+                    s.push(scan);
+                }
+                s.push(Stmt::Store(
+                    o,
+                    idx[0].clone() * c(inner) + idx[1].clone(),
+                    Expr::v(best),
+                ));
+                s
+            });
+            k.body.extend(s);
+        }
+        Op::Reshape { shape: _ } | Op::Flatten { axis: _ } => {
+            map(&mut k, &[(ib[0], out)], o, out, |_, a| a[0].clone());
+        }
+        Op::Transpose { perm } => {
+            let perm = norm_axes(perm, ins[0].rank())?;
+            let ist = strides(&ins[0].shape);
+            let st: Vec<usize> = perm.iter().map(|&a| ist[a]).collect();
+            let s = nest(&mut k, &out.shape, "i", |_, idx| {
+                vec![Stmt::Store(
+                    o,
+                    linear(idx, &strides(&out.shape)),
+                    load(ib[0], linear(idx, &st)),
+                )]
+            });
+            k.body.extend(s);
+        }
+        Op::Broadcast { shape: _ } => map(&mut k, &[i0()], o, out, |_, a| a[0].clone()),
+        Op::Concat { axis } => {
+            let axis = norm_axis(*axis, ins[0].rank())?;
+            let ost = strides(&out.shape);
+            let mut start = 0usize;
+            for (p, t) in ins.iter().enumerate() {
+                let s = nest(&mut k, &t.shape, "i", |_, idx| {
+                    let mut oi = idx.to_vec();
+                    oi[axis] = oi[axis].clone() + c(start);
+                    vec![Stmt::Store(
+                        o,
+                        linear(&oi, &ost),
+                        load(ib[p], linear(idx, &strides(&t.shape))),
+                    )]
+                });
+                k.body.extend(s);
+                start += t.shape[axis];
+            }
+        }
+        Op::Split { axis, sizes: _ } => {
+            let axis = norm_axis(*axis, ins[0].rank())?;
+            let ist = strides(&ins[0].shape);
+            let mut start = 0usize;
+            for (p, t) in outs.iter().enumerate() {
+                let s = nest(&mut k, &t.shape, "i", |_, idx| {
+                    let mut ii = idx.to_vec();
+                    ii[axis] = ii[axis].clone() + c(start);
+                    vec![Stmt::Store(
+                        ob[p],
+                        linear(idx, &strides(&t.shape)),
+                        load(ib[0], linear(&ii, &ist)),
+                    )]
+                });
+                k.body.extend(s);
+                start += t.shape[axis];
+            }
+        }
+        Op::Slice {
+            axes,
+            starts,
+            ends: _,
+            steps,
+        } => {
+            let axes = norm_axes(axes, ins[0].rank())?;
+            let ist = strides(&ins[0].shape);
+            let mut st: Vec<usize> = ist.to_vec();
+            let mut offset = 0usize;
+            for (i, &a) in axes.iter().enumerate() {
+                let (s0, _) = slice_bounds(starts[i], 0, ins[0].shape[a]);
+                offset += s0 * ist[a];
+                st[a] = ist[a] * steps[i] as usize;
+            }
+            let s = nest(&mut k, &out.shape, "i", |_, idx| {
+                vec![Stmt::Store(
+                    o,
+                    linear(idx, &strides(&out.shape)),
+                    load(ib[0], linear(idx, &st) + c(offset)),
+                )]
+            });
+            k.body.extend(s);
+        }
+        Op::Pad { pads, value } => {
+            fill(&mut k, o, out.numel(), Expr::F(value.get()));
+            let ost = strides(&out.shape);
+            let r = ins[0].rank();
+            let s = nest(&mut k, &ins[0].shape, "i", |_, idx| {
+                let oi: Vec<Expr> = (0..r).map(|a| idx[a].clone() + Expr::I(pads[a])).collect();
+                vec![Stmt::Store(
+                    o,
+                    linear(&oi, &ost),
+                    load(ib[0], linear(idx, &strides(&ins[0].shape))),
+                )]
+            });
+            k.body.extend(s);
+        }
+        Op::Gather { axis } => {
+            let axis = norm_axis(*axis, ins[0].rank())?;
+            let (outer, extent, inner) = split_at(&ins[0].shape, axis);
+            let npos = ins[1].numel();
+            let (data, ix) = (ib[0], ib[1]);
+            let code = k.error(format!(
+                "gather index out of range for axis {axis} of extent {extent}"
+            ));
+            let s = nest(&mut k, &[outer, npos], "i", |k, idx| {
+                let row = k.var("row", Ty::I64);
+                let copy = for_(k, "j", inner, |_, j| {
+                    vec![Stmt::Store(
+                        o,
+                        (idx[0].clone() * c(npos) + idx[1].clone()) * c(inner) + j.clone(),
+                        load(
+                            data,
+                            (idx[0].clone() * c(extent) + Expr::v(row)) * c(inner) + j,
+                        ),
+                    )]
+                });
+                vec![
+                    Stmt::Set(row, load(ix, idx[1].clone())),
+                    Stmt::Set(
+                        row,
+                        select(
+                            Expr::v(row).lt(Expr::I(0)),
+                            Expr::v(row) + c(extent),
+                            Expr::v(row),
+                        ),
+                    ),
+                    Stmt::Check(Expr::v(row).in_range(extent as i64), code),
+                    copy,
+                ]
+            });
+            k.body.extend(s);
+        }
+        Op::OneHot { depth } => {
+            fill(&mut k, o, out.numel(), Expr::F(0.0));
+            let d = *depth;
+            let s = for_(&mut k, "r", ins[0].numel(), |k, r| {
+                let v = k.var("ix", Ty::I64);
+                vec![
+                    Stmt::Set(v, load(ib[0], r.clone())),
+                    Stmt::If(
+                        Expr::v(v).in_range(d),
+                        vec![Stmt::Store(o, r * Expr::I(d) + Expr::v(v), Expr::F(1.0))],
+                        vec![],
+                    ),
+                ]
+            });
+            k.body.push(s);
+        }
+        Op::ScatterAdd { axis, extent: _ } => {
+            let axis = norm_axis(*axis, out.rank())?;
+            let (outer, extent, inner) = split_at(&out.shape, axis);
+            let (ix, upd) = (ib[0], ib[1]);
+            let npos = ins[0].numel();
+            let code = k.error(format!(
+                "scatter_add index out of range for axis {axis} of extent {extent}"
+            ));
+            // Check every index before touching the output, as the interpreter does.
+            let s = for_(&mut k, "p", npos, |_, p| {
+                vec![Stmt::Check(
+                    {
+                        let i = load(ix, p);
+                        let row = select(i.clone().lt(Expr::I(0)), i.clone() + c(extent), i);
+                        row.in_range(extent as i64)
+                    },
+                    code,
+                )]
+            });
+            k.body.push(s);
+            fill(&mut k, o, out.numel(), Expr::F(0.0));
+            let s = for_(&mut k, "p", npos, |k, p| {
+                let row = k.var("row", Ty::I64);
+                let inner_loops = nest(k, &[outer, inner], "i", |_, idx| {
+                    vec![accumulate(
+                        o,
+                        (idx[0].clone() * c(extent) + Expr::v(row)) * c(inner) + idx[1].clone(),
+                        load(
+                            upd,
+                            (idx[0].clone() * c(npos) + p.clone()) * c(inner) + idx[1].clone(),
+                        ),
+                    )]
+                });
+                let mut s = vec![
+                    Stmt::Set(row, load(ix, p)),
+                    Stmt::Set(
+                        row,
+                        select(
+                            Expr::v(row).lt(Expr::I(0)),
+                            Expr::v(row) + c(extent),
+                            Expr::v(row),
+                        ),
+                    ),
+                ];
+                s.extend(inner_loops);
+                s
+            });
+            k.body.push(s);
+        }
+    }
+    Ok(k)
+}
+
+fn cast(x: Expr, from: DType, to: DType) -> Expr {
+    match (from, to) {
+        (DType::F32, DType::F32) | (DType::I64, DType::I64) | (DType::Bool, DType::Bool) => x,
+        (DType::F32, DType::I64) => un(UnOp::F32ToI64, x),
+        (DType::F32, DType::Bool) => un(UnOp::F32ToBool, x),
+        (DType::I64, DType::F32) => un(UnOp::I64ToF32, x),
+        (DType::I64, DType::Bool) => un(UnOp::I64ToBool, x),
+        (DType::Bool, DType::F32) => un(UnOp::BoolToF32, x),
+        (DType::Bool, DType::I64) => un(UnOp::BoolToI64, x),
+    }
+}
+
+fn lower_matmul(k: &mut Kernel, ins: &[&TensorType], out: &TensorType, ib: &[Buf], o: Buf) {
+    let (a, b) = (ins[0], ins[1]);
+    let (ar, br, or) = (a.rank(), b.rank(), out.rank());
+    let (m, kk) = (a.shape[ar - 2], a.shape[ar - 1]);
+    let n = b.shape[br - 1];
+    let batch = &out.shape[..or - 2];
+    let s = nest(k, batch, "b", |k, bidx| {
+        let pa = bcast_index(bidx, &a.shape[..ar - 2], batch);
+        let pb = bcast_index(bidx, &b.shape[..br - 2], batch);
+        let po = linear(bidx, &strides(batch));
+        nest(k, &[m, n], "i", |k, idx| {
+            let acc = k.var("acc", Ty::F32);
+            let (i, j) = (idx[0].clone(), idx[1].clone());
+            let red = for_(k, "k", kk, |_, r| {
+                let av = load(
+                    ib[0],
+                    pa.clone() * c(m * kk) + i.clone() * c(kk) + r.clone(),
+                );
+                let bv = load(ib[1], pb.clone() * c(kk * n) + r * c(n) + j.clone());
+                vec![Stmt::Set(acc, Expr::v(acc) + av * bv)]
+            });
+            vec![
+                Stmt::Set(acc, Expr::F(0.0)),
+                red,
+                Stmt::Store(o, po.clone() * c(m * n) + i * c(n) + j, Expr::v(acc)),
+            ]
+        })
+    });
+    k.body.extend(s);
+}
+
+fn lower_gemm(
+    k: &mut Kernel,
+    ins: &[&TensorType],
+    out: &TensorType,
+    ib: &[Buf],
+    o: Buf,
+    (ta, tb): (bool, bool),
+    (alpha, beta): (f32, f32),
+) {
+    let (m, n) = (out.shape[0], out.shape[1]);
+    let kk = if ta { ins[0].shape[0] } else { ins[0].shape[1] };
+    let s = nest(k, &[m, n], "i", |k, idx| {
+        let acc = k.var("acc", Ty::F32);
+        let (i, j) = (idx[0].clone(), idx[1].clone());
+        let red = for_(k, "k", kk, |_, r| {
+            let ai = if ta {
+                r.clone() * c(m) + i.clone()
+            } else {
+                i.clone() * c(kk) + r.clone()
+            };
+            let bi = if tb {
+                j.clone() * c(kk) + r
+            } else {
+                r * c(n) + j.clone()
+            };
+            vec![Stmt::Set(
+                acc,
+                Expr::v(acc) + load(ib[0], ai) * load(ib[1], bi),
+            )]
+        });
+        let v = match ins.get(2) {
+            Some(ct) => {
+                Expr::F(alpha) * Expr::v(acc)
+                    + Expr::F(beta) * load(ib[2], bcast_index(idx, &ct.shape, &out.shape))
+            }
+            None => Expr::F(alpha) * Expr::v(acc),
+        };
+        vec![
+            Stmt::Set(acc, Expr::F(0.0)),
+            red,
+            Stmt::Store(o, i * c(n) + j, v),
+        ]
+    });
+    k.body.extend(s);
+}
+
+fn lower_conv2d(
+    k: &mut Kernel,
+    ins: &[&TensorType],
+    out: &TensorType,
+    ib: &[Buf],
+    o: Buf,
+    ax: [Axis; 2],
+    groups: usize,
+) -> R<()> {
+    let xd = dims4(ins[0])?;
+    let wd = dims4(ins[1])?;
+    let od = dims4(out)?;
+    let [_, _, h, w] = xd;
+    let [c_out, cig, kh, kw] = wd;
+    let cog = c_out / groups.max(1);
+    let (x, wb) = (ib[0], ib[1]);
+    let bias = ib.get(2).copied();
+    let s = nest(k, &od, "o", |k, idx| {
+        let acc = k.var("acc", Ty::F32);
+        let (b, co, oy, ox) = (
+            idx[0].clone(),
+            idx[1].clone(),
+            idx[2].clone(),
+            idx[3].clone(),
+        );
+        let red = nest(k, &[cig, kh, kw], "r", |k, r| {
+            let iy = k.var("iy", Ty::I64);
+            let ix = k.var("ix", Ty::I64);
+            let ci = co.clone() / c(cog) * c(cig) + r[0].clone();
+            let xi = idx4(xd, [b.clone(), ci, Expr::v(iy), Expr::v(ix)]);
+            let wi = idx4(wd, [co.clone(), r[0].clone(), r[1].clone(), r[2].clone()]);
+            vec![
+                Stmt::Set(iy, tap(oy.clone(), r[1].clone(), ax[0])),
+                Stmt::Set(ix, tap(ox.clone(), r[2].clone(), ax[1])),
+                Stmt::If(
+                    Expr::v(iy)
+                        .in_range(h as i64)
+                        .and(Expr::v(ix).in_range(w as i64)),
+                    vec![Stmt::Set(acc, Expr::v(acc) + load(x, xi) * load(wb, wi))],
+                    vec![],
+                ),
+            ]
+        });
+        let mut s = vec![Stmt::Set(acc, Expr::F(0.0))];
+        s.extend(red);
+        let v = match bias {
+            Some(bb) => Expr::v(acc) + load(bb, co.clone()),
+            None => Expr::v(acc),
+        };
+        s.push(Stmt::Store(o, idx4(od, [b, co, oy, ox]), v));
+        s
+    });
+    k.body.extend(s);
+    Ok(())
+}
+
+fn lower_conv_weight_grad(
+    k: &mut Kernel,
+    ins: &[&TensorType],
+    out: &TensorType,
+    ib: &[Buf],
+    o: Buf,
+    ax: [Axis; 2],
+    groups: usize,
+) -> R<()> {
+    let xd = dims4(ins[0])?;
+    let dd = dims4(ins[1])?;
+    let wd = dims4(out)?;
+    let [n, _, h, w] = xd;
+    let [_, _, oh, ow] = dd;
+    let [c_out, cig, _, _] = wd;
+    let cog = c_out / groups.max(1);
+    let (x, dy) = (ib[0], ib[1]);
+    let s = nest(k, &wd, "w", |k, idx| {
+        let acc = k.var("acc", Ty::F32);
+        let (co, cl, ky, kx) = (
+            idx[0].clone(),
+            idx[1].clone(),
+            idx[2].clone(),
+            idx[3].clone(),
+        );
+        let red = nest(k, &[n, oh, ow], "r", |k, r| {
+            let iy = k.var("iy", Ty::I64);
+            let ix = k.var("ix", Ty::I64);
+            let ci = co.clone() / c(cog) * c(cig) + cl.clone();
+            let xi = idx4(xd, [r[0].clone(), ci, Expr::v(iy), Expr::v(ix)]);
+            let di = idx4(dd, [r[0].clone(), co.clone(), r[1].clone(), r[2].clone()]);
+            vec![
+                Stmt::Set(iy, tap(r[1].clone(), ky.clone(), ax[0])),
+                Stmt::Set(ix, tap(r[2].clone(), kx.clone(), ax[1])),
+                Stmt::If(
+                    Expr::v(iy)
+                        .in_range(h as i64)
+                        .and(Expr::v(ix).in_range(w as i64)),
+                    vec![Stmt::Set(acc, Expr::v(acc) + load(dy, di) * load(x, xi))],
+                    vec![],
+                ),
+            ]
+        });
+        let mut s = vec![Stmt::Set(acc, Expr::F(0.0))];
+        s.extend(red);
+        s.push(Stmt::Store(o, idx4(wd, [co, cl, ky, kx]), Expr::v(acc)));
+        s
+    });
+    k.body.extend(s);
+    Ok(())
+}
+
+fn lower_conv_transpose2d(
+    k: &mut Kernel,
+    ins: &[&TensorType],
+    out: &TensorType,
+    ib: &[Buf],
+    o: Buf,
+    ax: [Axis; 2],
+    groups: usize,
+) -> R<()> {
+    // The interpreter's scatter form, in its order, so sums agree exactly.
+    let xd = dims4(ins[0])?;
+    let wd = dims4(ins[1])?;
+    let od = dims4(out)?;
+    let [_, c_in, _, _] = xd;
+    let [_, cog, kh, kw] = wd;
+    let [_, _, oh, ow] = od;
+    let cig = c_in / groups.max(1);
+    let (x, wb) = (ib[0], ib[1]);
+    fill(k, o, out.numel(), Expr::F(0.0));
+    let s = nest(k, &xd, "i", |k, idx| {
+        let v = k.var("v", Ty::F32);
+        let (b, ci, iy, ix) = (
+            idx[0].clone(),
+            idx[1].clone(),
+            idx[2].clone(),
+            idx[3].clone(),
+        );
+        let inner = nest(k, &[cog, kh, kw], "r", |k, r| {
+            let oy = k.var("oy", Ty::I64);
+            let ox = k.var("ox", Ty::I64);
+            let co = ci.clone() / c(cig) * c(cog) + r[0].clone();
+            let oi = idx4(od, [b.clone(), co, Expr::v(oy), Expr::v(ox)]);
+            let wi = idx4(wd, [ci.clone(), r[0].clone(), r[1].clone(), r[2].clone()]);
+            vec![
+                Stmt::Set(oy, tap(iy.clone(), r[1].clone(), ax[0])),
+                Stmt::Set(ox, tap(ix.clone(), r[2].clone(), ax[1])),
+                Stmt::If(
+                    Expr::v(oy)
+                        .in_range(oh as i64)
+                        .and(Expr::v(ox).in_range(ow as i64)),
+                    vec![accumulate(o, oi, Expr::v(v) * load(wb, wi))],
+                    vec![],
+                ),
+            ]
+        });
+        let mut s = vec![Stmt::Set(v, load(x, idx4(xd, [b, ci, iy, ix])))];
+        s.extend(inner);
+        s
+    });
+    k.body.extend(s);
+    if let Some(&bb) = ib.get(2) {
+        let s = nest(k, &od, "o", |_, idx| {
+            vec![accumulate(
+                o,
+                idx4(
+                    od,
+                    [
+                        idx[0].clone(),
+                        idx[1].clone(),
+                        idx[2].clone(),
+                        idx[3].clone(),
+                    ],
+                ),
+                load(bb, idx[1].clone()),
+            )]
+        });
+        k.body.extend(s);
+    }
+    Ok(())
+}
+
+/// Number of window positions along an axis inside the padded input (count_include_pad).
+fn padded_count(o: Expr, kernel: i64, a: Axis, extent: usize) -> Expr {
+    let lim = Expr::I(extent as i64 + a.before + a.after) - o * Expr::I(a.stride);
+    imin(Expr::I(kernel), imax(Expr::I(0), lim))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lower_pool(
+    k: &mut Kernel,
+    xt: &TensorType,
+    out: &TensorType,
+    x: Buf,
+    o: Buf,
+    kernel: [i64; 2],
+    ax: [Axis; 2],
+    avg: Option<bool>,
+) -> R<()> {
+    let xd = dims4(xt)?;
+    let od = dims4(out)?;
+    let [_, _, h, w] = xd;
+    let s = nest(k, &od, "o", |k, idx| {
+        let acc = k.var("acc", Ty::F32);
+        let real = k.var("n", Ty::I64);
+        let (b, ch, oy, ox) = (
+            idx[0].clone(),
+            idx[1].clone(),
+            idx[2].clone(),
+            idx[3].clone(),
+        );
+        let win = nest(k, &[kernel[0] as usize, kernel[1] as usize], "r", |k, r| {
+            let iy = k.var("iy", Ty::I64);
+            let ix = k.var("ix", Ty::I64);
+            let v = load(
+                x,
+                idx4(xd, [b.clone(), ch.clone(), Expr::v(iy), Expr::v(ix)]),
+            );
+            let upd = match avg {
+                None => vec![Stmt::Set(acc, max_nan(Expr::v(acc), v))],
+                Some(_) => vec![
+                    Stmt::Set(acc, Expr::v(acc) + v),
+                    Stmt::Set(real, Expr::v(real) + Expr::I(1)),
+                ],
+            };
+            vec![
+                Stmt::Set(iy, tap(oy.clone(), r[0].clone(), ax[0])),
+                Stmt::Set(ix, tap(ox.clone(), r[1].clone(), ax[1])),
+                Stmt::If(
+                    Expr::v(iy)
+                        .in_range(h as i64)
+                        .and(Expr::v(ix).in_range(w as i64)),
+                    upd,
+                    vec![],
+                ),
+            ]
+        });
+        let init = if avg.is_some() {
+            0.0
+        } else {
+            f32::NEG_INFINITY
+        };
+        let mut s = vec![Stmt::Set(acc, Expr::F(init)), Stmt::Set(real, Expr::I(0))];
+        s.extend(win);
+        let v = match avg {
+            None => Expr::v(acc),
+            Some(false) => Expr::v(acc) / un(UnOp::I64ToF32, Expr::v(real)),
+            Some(true) => {
+                let area = padded_count(oy.clone(), kernel[0], ax[0], h)
+                    * padded_count(ox.clone(), kernel[1], ax[1], w);
+                Expr::v(acc) / un(UnOp::I64ToF32, area)
+            }
+        };
+        s.push(Stmt::Store(o, idx4(od, [b, ch, oy, ox]), v));
+        s
+    });
+    k.body.extend(s);
+    Ok(())
+}
+
+fn lower_pool_grad(
+    k: &mut Kernel,
+    ins: &[&TensorType],
+    ib: &[Buf],
+    o: Buf,
+    kernel: [i64; 2],
+    ax: [Axis; 2],
+    avg: Option<bool>,
+) -> R<()> {
+    let xd = dims4(ins[0])?;
+    let od = dims4(ins[1])?;
+    let [_, _, h, w] = xd;
+    let (x, dy) = (ib[0], ib[1]);
+    fill(k, o, ins[0].numel(), Expr::F(0.0));
+    let kk = [kernel[0] as usize, kernel[1] as usize];
+    let s = nest(k, &od, "o", |k, idx| {
+        let g = k.var("g", Ty::F32);
+        let (b, ch, oy, ox) = (
+            idx[0].clone(),
+            idx[1].clone(),
+            idx[2].clone(),
+            idx[3].clone(),
+        );
+        let iy = k.var("iy", Ty::I64);
+        let ix = k.var("ix", Ty::I64);
+        let inside = Expr::v(iy)
+            .in_range(h as i64)
+            .and(Expr::v(ix).in_range(w as i64));
+        let at = idx4(xd, [b.clone(), ch.clone(), Expr::v(iy), Expr::v(ix)]);
+        let taps = |r: &[Expr]| {
+            vec![
+                Stmt::Set(iy, tap(oy.clone(), r[0].clone(), ax[0])),
+                Stmt::Set(ix, tap(ox.clone(), r[1].clone(), ax[1])),
+            ]
+        };
+        let mut s = vec![Stmt::Set(
+            g,
+            load(
+                dy,
+                idx4(od, [b.clone(), ch.clone(), oy.clone(), ox.clone()]),
+            ),
+        )];
+        match avg {
+            None => {
+                let best = k.var("best", Ty::I64);
+                let bv = k.var("bv", Ty::F32);
+                let scan = nest(k, &kk, "r", |k, r| {
+                    let v = k.var("v", Ty::F32);
+                    let beats = un(UnOp::Not, un(UnOp::IsNan, Expr::v(bv)))
+                        .and(un(UnOp::IsNan, Expr::v(v)).or(Expr::v(v).gt(Expr::v(bv))));
+                    let take = vec![Stmt::Set(best, at.clone()), Stmt::Set(bv, Expr::v(v))];
+                    let mut s = taps(r);
+                    s.push(Stmt::If(
+                        inside.clone(),
+                        vec![
+                            Stmt::Set(v, load(x, at.clone())),
+                            Stmt::If(Expr::v(best).lt(Expr::I(0)).or(beats), take, vec![]),
+                        ],
+                        vec![],
+                    ));
+                    s
+                });
+                s.push(Stmt::Set(best, Expr::I(-1)));
+                s.push(Stmt::Set(bv, Expr::F(0.0)));
+                s.extend(scan);
+                s.push(Stmt::If(
+                    Expr::v(best).ge(Expr::I(0)),
+                    vec![accumulate(o, Expr::v(best), Expr::v(g))],
+                    vec![],
+                ));
+            }
+            Some(include_pad) => {
+                let div = k.var("div", Ty::F32);
+                let count = if include_pad {
+                    padded_count(oy.clone(), kernel[0], ax[0], h)
+                        * padded_count(ox.clone(), kernel[1], ax[1], w)
+                } else {
+                    // Real elements: the in-range taps per axis, multiplied.
+                    let per = |o: Expr, kn: i64, a: Axis, e: usize| {
+                        let lo = o.clone() * Expr::I(a.stride) - Expr::I(a.before);
+                        let first = imax(Expr::I(0), lo.clone());
+                        let last = imin(Expr::I(e as i64), lo + Expr::I(kn));
+                        imax(Expr::I(0), last - first)
+                    };
+                    per(oy.clone(), kernel[0], ax[0], h) * per(ox.clone(), kernel[1], ax[1], w)
+                };
+                s.push(Stmt::Set(div, un(UnOp::I64ToF32, count)));
+                let spread = nest(k, &kk, "r", |_, r| {
+                    let mut s = taps(r);
+                    s.push(Stmt::If(
+                        inside.clone(),
+                        vec![accumulate(o, at.clone(), Expr::v(g) / Expr::v(div))],
+                        vec![],
+                    ));
+                    s
+                });
+                s.extend(spread);
+            }
+        }
+        s
+    });
+    k.body.extend(s);
+    Ok(())
+}
+
+fn lower_softmax(
+    k: &mut Kernel,
+    xt: &TensorType,
+    x: Buf,
+    o: Buf,
+    axis: usize,
+    log: bool,
+    opt: LowerOptions,
+) {
+    let (outer, d, inner) = split_at(&xt.shape, axis);
+    let s = nest(k, &[outer, inner], "i", |k, idx| {
+        let at = |j: Expr| (idx[0].clone() * c(d) + j) * c(inner) + idx[1].clone();
+        let max = k.var("max", Ty::F32);
+        let sum = k.var("sum", Ty::F32);
+        let l1 = for_(k, "j", d, |k, j| {
+            let v = k.var("v", Ty::F32);
+            vec![
+                Stmt::Set(v, load(x, at(j))),
+                Stmt::If(
+                    Expr::v(v).gt(Expr::v(max)),
+                    vec![Stmt::Set(max, Expr::v(v))],
+                    vec![],
+                ),
+            ]
+        });
+        let l2 = for_(k, "j", d, |_, j| {
+            vec![Stmt::Set(
+                sum,
+                Expr::v(sum) + exp(load(x, at(j)) - Expr::v(max), opt),
+            )]
+        });
+        let fin = if log {
+            let ls = k.var("lse", Ty::F32);
+            let l3 = for_(k, "j", d, |_, j| {
+                vec![Stmt::Store(
+                    o,
+                    at(j.clone()),
+                    load(x, at(j)) - Expr::v(max) - Expr::v(ls),
+                )]
+            });
+            vec![Stmt::Set(ls, un(UnOp::Ln, Expr::v(sum))), l3]
+        } else {
+            vec![for_(k, "j", d, |_, j| {
+                vec![Stmt::Store(
+                    o,
+                    at(j.clone()),
+                    exp(load(x, at(j)) - Expr::v(max), opt) / Expr::v(sum),
+                )]
+            })]
+        };
+        let mut s = vec![
+            Stmt::Set(max, Expr::F(f32::NEG_INFINITY)),
+            l1,
+            Stmt::Set(sum, Expr::F(0.0)),
+            l2,
+        ];
+        s.extend(fin);
+        s
+    });
+    k.body.extend(s);
+}
+
+/// `kind`: 0 sum, 1 mean, 2 max. Accumulates in row-major order of the reduced axes, as the
+/// interpreter does.
+fn lower_reduce(k: &mut Kernel, xt: &TensorType, x: Buf, o: Buf, axes: &[usize], kind: u8) {
+    let shape = &xt.shape;
+    let reduced = |a: usize| axes.is_empty() || axes.contains(&a);
+    let kept: Vec<usize> = (0..shape.len())
+        .filter(|&a| !reduced(a))
+        .map(|a| shape[a])
+        .collect();
+    let red: Vec<usize> = (0..shape.len())
+        .filter(|&a| reduced(a))
+        .map(|a| shape[a])
+        .collect();
+    let count: usize = red.iter().product();
+    let ist = strides(shape);
+    let s = nest(k, &kept, "i", |k, kidx| {
+        let acc = k.var("acc", Ty::F32);
+        let body = nest(k, &red, "r", |_, ridx| {
+            let (mut ki, mut ri) = (0, 0);
+            let mut full = Vec::new();
+            for a in 0..shape.len() {
+                if reduced(a) {
+                    full.push(ridx[ri].clone());
+                    ri += 1;
+                } else {
+                    full.push(kidx[ki].clone());
+                    ki += 1;
+                }
+            }
+            let v = load(x, linear(&full, &ist));
+            vec![Stmt::Set(
+                acc,
+                if kind == 2 {
+                    max_nan(Expr::v(acc), v)
+                } else {
+                    Expr::v(acc) + v
+                },
+            )]
+        });
+        let init = if kind == 2 { f32::NEG_INFINITY } else { 0.0 };
+        let mut s = vec![Stmt::Set(acc, Expr::F(init))];
+        s.extend(body);
+        let v = if kind == 1 {
+            Expr::v(acc) / Expr::F(count as f32)
+        } else {
+            Expr::v(acc)
+        };
+        s.push(Stmt::Store(o, linear(kidx, &strides(&kept)), v));
+        s
+    });
+    k.body.extend(s);
+}
