@@ -8,12 +8,12 @@
 //!
 //! Threads split M (or N, whichever is larger) into contiguous ranges of whole tiles; each
 //! thread runs the serial nest on its part, so threads write disjoint tiles of C and share
-//! nothing mutable. Packing buffers are thread-local and reused across calls.
+//! nothing mutable. Packing buffers come from a small global pool and are reused across calls.
 //!
 //! The addressing convention of the safe API (where element `(0, 0)` is for negative strides)
 //! is in the crate docs.
 
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use crate::GemmError;
 use crate::isa::Isa;
@@ -100,10 +100,10 @@ impl Scratch {
     }
 }
 
-thread_local! {
-    /// Packing buffers for A and B, reused by every GEMM on this thread.
-    static WORK: RefCell<(Scratch, Scratch)> = RefCell::default();
-}
+/// Packing buffers (A, B), shared by all threads: a call takes a pair and gives it back.
+/// Thread-local buffers would be allocated (and page-faulted) afresh by every scoped worker
+/// thread of `sgemm_threaded`; a pool keeps them warm across calls.
+static WORK: Mutex<Vec<(Scratch, Scratch)>> = Mutex::new(Vec::new());
 
 /// Checks that a `rows x cols` operand with strides `(rs, cs)` fits in `len` elements and
 /// returns the index of element `(0, 0)` (see the crate docs' addressing convention).
@@ -229,13 +229,16 @@ pub(crate) unsafe fn gemm_serial(
         // the operands.
         unsafe { nest(isa, kernel, m, n, k, alpha, a, b, beta, c, abuf, bbuf) };
     };
-    match WORK.try_with(|w| match w.try_borrow_mut() {
-        Ok(mut w) => run(&mut w),
-        Err(_) => run(&mut Default::default()),
-    }) {
-        Ok(()) => {}
-        // Thread-local storage already destroyed (a GEMM from a TLS destructor): fresh buffers.
-        Err(_) => run(&mut Default::default()),
+    let take = || {
+        WORK.lock()
+            .ok()
+            .and_then(|mut v| v.pop())
+            .unwrap_or_default()
+    };
+    let mut work = take();
+    run(&mut work);
+    if let Ok(mut pool) = WORK.lock() {
+        pool.push(work);
     }
 }
 
