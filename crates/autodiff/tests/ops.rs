@@ -796,3 +796,29 @@ proptest! {
         }, none());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// max_pool2d (on distinct values) and avg_pool2d with random kernels, strides and
+    /// padding (shapes the verifier rejects are skipped).
+    #[test]
+    fn pools_with_random_geometry(seed in 0i64..100_000, max in any::<bool>(), include in any::<bool>()) {
+        let mut r = Rand::new(seed);
+        let kernel = [r.int(1, 3) as i64, r.int(1, 3) as i64];
+        let stride = [r.int(1, 3) as i64, r.int(1, 3) as i64];
+        let pad = [0, 1, 0, 1].map(|i| r.int(0, kernel[i] as usize - 1) as i64);
+        let xs = [r.int(1, 2), r.int(1, 2), r.int(1, 5), r.int(1, 5)];
+        let op = if max {
+            Op::MaxPool2d { kernel, stride, pad }
+        } else {
+            Op::AvgPool2d { kernel, stride, pad, count_include_pad: include }
+        };
+        prop_assume!(sinter_ir::infer::infer(&op, &[&TensorType::f32(&xs)]).is_ok());
+        let f = if max { feeds(vec![("x", r.distinct(&xs))]) } else { none() };
+        check(seed, move |b, _| {
+            let x = param(b, "x", &xs);
+            vec![b.op(op, &[x]).unwrap()]
+        }, f);
+    }
+}
