@@ -205,6 +205,15 @@ impl<B: Backend> Trainer<B> {
             .collect()
     }
 
+    /// Everything the trainer carries between steps (parameters, optimiser state, running
+    /// statistics), by input name: what two backends must agree on after a step.
+    pub fn state(&self) -> BTreeMap<String, Tensor> {
+        self.values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// Saves [`Trainer::model`] to a safetensors file.
     pub fn save(&self, path: &Path) -> Result<(), AutodiffError> {
         save_tensors(path, &self.model())

@@ -424,3 +424,38 @@ fn inference_graph_drops_dropout_and_its_counter() {
         "graph @drop {\n  input %x: f32[2,3]\n  param %w: f32[3,3]\n  %0: f32[2,3] = matmul(%x, %w)\n  output %0\n}\n"
     );
 }
+
+/// The template of the JIT check: two trainers over two backends (here the interpreter, once
+/// directly and once through a closure) take the same steps and must carry the same state
+/// within 1e-4 relative.
+#[test]
+fn two_backends_agree_step_by_step() {
+    let (g, loss) = bn_model();
+    let tg = training_graph(&g, loss, &TrainConfig::new(Optimizer::adam())).unwrap();
+    let params = init_params(&g, Init::HeUniform, 5);
+    let sched = Schedule::Constant(0.01);
+    let mut a = Trainer::new(
+        Interpret(sinter_interp::run),
+        tg.clone(),
+        params.clone(),
+        sched.clone(),
+    )
+    .unwrap();
+    let via = |g: &Graph, f: &Map| sinter_interp::run(g, f);
+    let mut b = Trainer::new(Interpret(via), tg, params, sched).unwrap();
+    let mut r = Rand::new(12);
+    for _ in 0..3 {
+        let batch = common::feeds(vec![
+            ("x", r.tensor(&[4, 2, 3, 3])),
+            ("target", r.tensor(&[4, 1])),
+        ]);
+        assert_eq!(a.step(&batch).unwrap(), b.step(&batch).unwrap());
+        let (sa, sb) = (a.state(), b.state());
+        assert_eq!(sa.keys().collect::<Vec<_>>(), sb.keys().collect::<Vec<_>>());
+        for (k, t) in &sa {
+            if let (Some(x), Some(y)) = (t.as_f32(), sb[k].as_f32()) {
+                close(x, y, k);
+            }
+        }
+    }
+}
