@@ -244,3 +244,51 @@ pub fn extract(eg: &EG, roots: &[Id]) -> Option<Choices> {
     dag_cost(eg, &choices, roots)?;
     Some(choices)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Analysis;
+    use sinter_ir::Op;
+
+    /// `relu(relu x) = relu x` puts `relu(C)` into its own class `C`: a self-loop that the
+    /// extractor must never take, here and under the local improvement.
+    #[test]
+    fn cycles_are_never_extracted() {
+        let mut eg = EG::new(Analysis::default());
+        eg.analysis
+            .inputs
+            .insert("x".into(), TensorType::f32(&[2, 2]));
+        let x = eg.add(Node::Input("x".into()));
+        let r = eg.add(Node::op(Op::Relu {}, &[x]));
+        let rr = eg.add(Node::op(Op::Relu {}, &[r]));
+        let e = eg.add(Node::op(Op::Exp {}, &[rr]));
+        eg.union(r, rr);
+        // A second loop through two classes: exp(e) = r's class would make r -> e -> r.
+        let ee = eg.add(Node::op(Op::Exp {}, &[e]));
+        eg.union(ee, r);
+        eg.rebuild();
+        let c = eg.find(r);
+        assert!(eg[c].len() >= 3, "the class holds relu x, relu C and exp e");
+        let choices = extract(&eg, &[eg.find(e)]).expect("an acyclic choice exists");
+        let order = reachable(&eg, &choices, &[eg.find(e)]).expect("acyclic");
+        assert_eq!(order.len(), 3, "x, relu x, exp");
+        assert_eq!(choices[&c], Node::op(Op::Relu {}, &[eg.find(x)]));
+
+        // A class whose only members are cyclic has no extraction at all.
+        let mut eg = EG::new(Analysis::default());
+        eg.analysis.inputs.insert("x".into(), TensorType::f32(&[2]));
+        let x = eg.add(Node::Input("x".into()));
+        let a = eg.add(Node::op(Op::Neg {}, &[x]));
+        let b = eg.add(Node::op(Op::Neg {}, &[a]));
+        let mut looped = choices_of(&eg);
+        looped.insert(eg.find(a), Node::op(Op::Neg {}, &[eg.find(b)]));
+        looped.insert(eg.find(b), Node::op(Op::Neg {}, &[eg.find(a)]));
+        assert!(reachable(&eg, &looped, &[eg.find(b)]).is_none());
+        assert!(dag_cost(&eg, &looped, &[eg.find(b)]).is_none());
+    }
+
+    fn choices_of(eg: &EG) -> Choices {
+        eg.classes().map(|c| (c.id, c.nodes[0].clone())).collect()
+    }
+}

@@ -246,7 +246,9 @@ fn saturate(
     let stop = match &runner.stop_reason {
         Some(egg::StopReason::Saturated) => "saturated".to_string(),
         Some(egg::StopReason::IterationLimit(n)) => format!("iteration limit ({n})"),
-        Some(egg::StopReason::NodeLimit(n)) => format!("node limit ({n})"),
+        Some(egg::StopReason::NodeLimit(n)) => {
+            format!("node limit ({}; reached {n})", opts.node_limit)
+        }
         Some(egg::StopReason::TimeLimit(_)) => "time limit".to_string(),
         Some(egg::StopReason::Other(s)) => s.clone(),
         None => "not run".to_string(),
