@@ -55,24 +55,12 @@ impl<'b> Emitter<'_, 'b> {
     fn stmt(&mut self, s: &Stmt) {
         match s {
             Stmt::For { var, extent, body } => {
-                let v = self.vars[var.0 as usize];
-                let header = self.b.create_block();
-                let body_b = self.b.create_block();
-                let exit = self.b.create_block();
-                let zero = self.b.ins().iconst(types::I64, 0);
-                self.b.def_var(v, zero);
-                self.b.ins().jump(header, &[]);
-                self.b.switch_to_block(header);
-                let cur = self.b.use_var(v);
-                let go = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, cur, *extent);
-                self.b.ins().brif(go, body_b, &[], exit, &[]);
-                self.b.switch_to_block(body_b);
-                self.stmts(body);
-                let cur = self.b.use_var(v);
-                let next = self.b.ins().iadd_imm_s(cur, 1);
-                self.b.def_var(v, next);
-                self.b.ins().jump(header, &[]);
-                self.b.switch_to_block(exit);
+                let mut start = 0;
+                if *extent >= 4 && crate::vector::vectorizable(self.k, *var, body) {
+                    start = extent / 4 * 4;
+                    self.vector_loop(*var, start, body);
+                }
+                self.scalar_loop(*var, start, *extent, body);
             }
             Stmt::Set(var, e) => {
                 let x = self.expr(e);
@@ -102,6 +90,72 @@ impl<'b> Emitter<'_, 'b> {
                 self.bail_unless(cv, 1 + *code as i64);
             }
         }
+    }
+
+    /// `for var in start..extent { body }`, one element per iteration.
+    fn scalar_loop(
+        &mut self,
+        var: sinter_lower::loops::Var,
+        start: i64,
+        extent: i64,
+        body: &[Stmt],
+    ) {
+        let v = self.vars[var.0 as usize];
+        let header = self.b.create_block();
+        let body_b = self.b.create_block();
+        let exit = self.b.create_block();
+        let first = self.b.ins().iconst(types::I64, start);
+        self.b.def_var(v, first);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let cur = self.b.use_var(v);
+        let go = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, cur, extent);
+        self.b.ins().brif(go, body_b, &[], exit, &[]);
+        self.b.switch_to_block(body_b);
+        self.stmts(body);
+        let cur = self.b.use_var(v);
+        let next = self.b.ins().iadd_imm_s(cur, 1);
+        self.b.def_var(v, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+    }
+
+    /// `for j in (0..end).step_by(4)`: the straight-line `body` on `f32x4` lanes
+    /// (see [`crate::vector`]).
+    fn vector_loop(&mut self, var: sinter_lower::loops::Var, end: i64, body: &[Stmt]) {
+        let j = self.b.declare_var(types::I64);
+        let header = self.b.create_block();
+        let body_b = self.b.create_block();
+        let exit = self.b.create_block();
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(j, zero);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let cur = self.b.use_var(j);
+        let go = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, cur, end);
+        self.b.ins().brif(go, body_b, &[], exit, &[]);
+        self.b.switch_to_block(body_b);
+        let cur = self.b.use_var(j);
+        crate::vector::emit(self, var, cur, body);
+        let next = self.b.ins().iadd_imm_s(cur, 4);
+        self.b.def_var(j, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+    }
+
+    /// Address of elements `i..i+lanes` of `buf`, checked in bounds-checked mode.
+    pub(crate) fn addr_at(&mut self, buf: Buf, i: Value, lanes: i64) -> Value {
+        let d = &self.k.bufs[buf.0 as usize];
+        let (size, len) = (d.ty.size() as i64, d.len as i64);
+        if self.bounds_checks {
+            let last = self.b.ins().iadd_imm_s(i, lanes - 1);
+            let ok = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, last, len);
+            let ok2 = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, i, len);
+            let both = self.b.ins().band(ok, ok2);
+            self.bail_unless(both, -1 - buf.0 as i64);
+        }
+        let off = self.b.ins().imul_imm_s(i, size);
+        self.b.ins().iadd(self.bases[buf.0 as usize], off)
     }
 
     /// Returns `ret` from the function unless `ok` (an i8 truth value) holds.

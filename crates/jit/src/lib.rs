@@ -18,6 +18,7 @@
 pub mod approx;
 mod codegen;
 pub mod externs;
+mod vector;
 
 use codegen::{Emitter, clif_ty, entry, signature_params};
 use cranelift_codegen::ir::{AbiParam, types};

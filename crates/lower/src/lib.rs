@@ -7,6 +7,7 @@
 //! and lets the runtime fall back to nothing: every op has a lowering ([`ops::lower_op`] is an
 //! exhaustive match).
 
+mod fuse;
 pub mod loops;
 pub mod ops;
 
@@ -54,15 +55,25 @@ impl fmt::Display for Program {
     }
 }
 
-/// Lowers every op node that a graph output depends on.
+/// Lowers every op node that a graph output depends on. Chains of elementwise ops (unary,
+/// binary, compare, `select`, `cast`) whose intermediate values have one reader of the same
+/// shape are fused into one kernel: one loop, each intermediate a scalar variable, so the chain
+/// reads its inputs and writes its result once instead of once per op.
 pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerError> {
     let live = graph.live_nodes();
+    let nodes = graph.nodes();
+    let fused = fusable(graph, &live, opt);
     let mut steps = Vec::new();
-    for (i, node) in graph.nodes().iter().enumerate() {
+    for (i, node) in nodes.iter().enumerate() {
         let NodeKind::Op(op) = &node.kind else {
             continue;
         };
-        if !live[i] {
+        if !live[i] || fused[i] {
+            continue;
+        }
+        let has_fused_producer = node.inputs.iter().any(|v| fused[v.node.index()]);
+        if has_fused_producer {
+            steps.push(fuse::fused_kernel(graph, i, &fused, opt));
             continue;
         }
         let in_tys: Vec<&TensorType> = node.inputs.iter().map(|&v| graph.ty(v)).collect();
@@ -73,7 +84,6 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
             .map(|&v| graph.value_name(v).to_string())
             .collect();
         names.extend(node.outputs.iter().map(|o| o.name.clone()));
-        // A value read twice (`add(%x, %x)`) still gets one buffer per operand slot.
         let mut kernel =
             lower_op(op, &in_tys, &out_tys, &names, opt).map_err(|message| LowerError {
                 location: graph.describe(
@@ -96,4 +106,38 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
         steps.push(Step { kernel, args });
     }
     Ok(Program { steps })
+}
+
+/// Whether node `i` is an elementwise op.
+fn is_elementwise(graph: &Graph, i: usize, opt: LowerOptions) -> bool {
+    let node = &graph.nodes()[i];
+    let dtypes: Vec<_> = node.inputs.iter().map(|&v| graph.ty(v).dtype).collect();
+    node.op()
+        .is_some_and(|op| ops::elementwise(op, &dtypes, Vec::new(), opt).is_some())
+}
+
+/// `fused[i]`: node `i` is computed inside its only reader's kernel.
+fn fusable(graph: &Graph, live: &[bool], opt: LowerOptions) -> Vec<bool> {
+    let nodes = graph.nodes();
+    let mut uses = vec![0usize; nodes.len()];
+    let mut reader = vec![usize::MAX; nodes.len()];
+    for (i, n) in nodes.iter().enumerate().filter(|(i, _)| live[*i]) {
+        for v in &n.inputs {
+            uses[v.node.index()] += 1;
+            reader[v.node.index()] = i;
+        }
+    }
+    for v in graph.outputs() {
+        uses[v.node.index()] += 2;
+    }
+    (0..nodes.len())
+        .map(|i| {
+            live[i]
+                && uses[i] == 1
+                && nodes[i].outputs.len() == 1
+                && is_elementwise(graph, i, opt)
+                && is_elementwise(graph, reader[i], opt)
+                && nodes[i].outputs[0].ty.shape == nodes[reader[i]].outputs[0].ty.shape
+        })
+        .collect()
 }

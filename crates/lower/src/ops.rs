@@ -74,7 +74,7 @@ fn for_(
 }
 
 /// Index into an input of shape `ins` broadcast (numpy rules) to the output index `idx`.
-fn bcast_index(idx: &[Expr], ins: &[usize], out: &[usize]) -> Expr {
+pub fn bcast_index(idx: &[Expr], ins: &[usize], out: &[usize]) -> Expr {
     let st = strides(ins);
     let lead = out.len() - ins.len();
     let mut e = Expr::I(0);
@@ -320,60 +320,38 @@ pub fn lower_op(
     let out = &outs[0];
     let o = ob[0];
     let i0 = || (ib[0], ins[0]);
-    let unary = |k: &mut Kernel, f: &dyn Fn(Expr) -> Expr| {
-        map(k, &[i0()], o, out, |_, a| f(a[0].clone()));
-    };
-    let binary = |k: &mut Kernel, f: &dyn Fn(Expr, Expr) -> Expr| {
-        map(k, &[i0(), (ib[1], ins[1])], o, out, |_, a| {
-            f(a[0].clone(), a[1].clone())
-        });
-    };
     match op {
-        Op::Neg {} => unary(&mut k, &|x| un(UnOp::Neg, x)),
-        Op::Exp {} => unary(&mut k, &|x| exp(x, opt)),
-        Op::Log {} => unary(&mut k, &|x| un(UnOp::Ln, x)),
-        Op::Sqrt {} => unary(&mut k, &|x| un(UnOp::Sqrt, x)),
-        Op::Rsqrt {} => unary(&mut k, &|x| Expr::F(1.0) / un(UnOp::Sqrt, x)),
-        Op::Abs {} => unary(&mut k, &|x| un(UnOp::Abs, x)),
-        Op::Relu {} => unary(&mut k, &|x| {
-            select(x.clone().lt(Expr::F(0.0)), Expr::F(0.0), x)
-        }),
-        Op::Sigmoid {} => unary(&mut k, &|x| {
-            Expr::F(1.0) / (Expr::F(1.0) + exp(un(UnOp::Neg, x), opt))
-        }),
-        Op::Tanh {} => unary(&mut k, &|x| un(UnOp::Tanh, x)),
-        Op::LeakyRelu { alpha } => {
-            let a = alpha.get();
-            unary(&mut k, &|x| {
-                select(x.clone().ge(Expr::F(0.0)), x.clone(), Expr::F(a) * x)
-            })
-        }
-        Op::Add {} => binary(&mut k, &|a, b| a + b),
-        Op::Sub {} => binary(&mut k, &|a, b| a - b),
-        Op::Mul {} => binary(&mut k, &|a, b| a * b),
-        Op::Div {} => binary(&mut k, &|a, b| a / b),
-        Op::Max {} => binary(&mut k, &max_nan),
-        Op::Min {} => binary(&mut k, &min_nan),
-        Op::Pow {} => binary(&mut k, &|a, b| bin(BinOp::Pow, a, b)),
-        Op::Prelu {} => binary(&mut k, &|x, s| {
-            select(x.clone().ge(Expr::F(0.0)), x.clone(), s * x)
-        }),
-        Op::Equal {} => binary(&mut k, &|a, b| bin(BinOp::Eq, a, b)),
-        Op::Less {} => binary(&mut k, &|a, b| bin(BinOp::Lt, a, b)),
-        Op::LessEqual {} => binary(&mut k, &|a, b| bin(BinOp::Le, a, b)),
-        Op::Greater {} => binary(&mut k, &|a, b| bin(BinOp::Gt, a, b)),
-        Op::GreaterEqual {} => binary(&mut k, &|a, b| bin(BinOp::Ge, a, b)),
-        Op::Select {} => map(
-            &mut k,
-            &[i0(), (ib[1], ins[1]), (ib[2], ins[2])],
-            o,
-            out,
-            |_, a| select(a[0].clone(), a[1].clone(), a[2].clone()),
-        ),
-        Op::Cast { to } => {
-            let from = ins[0].dtype;
-            let to = *to;
-            unary(&mut k, &|x| cast(x, from, to))
+        Op::Neg {}
+        | Op::Exp {}
+        | Op::Log {}
+        | Op::Sqrt {}
+        | Op::Rsqrt {}
+        | Op::Abs {}
+        | Op::Relu {}
+        | Op::Sigmoid {}
+        | Op::Tanh {}
+        | Op::LeakyRelu { .. }
+        | Op::Add {}
+        | Op::Sub {}
+        | Op::Mul {}
+        | Op::Div {}
+        | Op::Max {}
+        | Op::Min {}
+        | Op::Pow {}
+        | Op::Prelu {}
+        | Op::Equal {}
+        | Op::Less {}
+        | Op::LessEqual {}
+        | Op::Greater {}
+        | Op::GreaterEqual {}
+        | Op::Select {}
+        | Op::Cast { .. } => {
+            let args: Vec<(Buf, &TensorType)> =
+                ib.iter().copied().zip(ins.iter().copied()).collect();
+            let dtypes: Vec<DType> = ins.iter().map(|t| t.dtype).collect();
+            map(&mut k, &args, o, out, |_, a| {
+                elementwise(op, &dtypes, a, opt).expect("an elementwise op")
+            });
         }
         Op::Matmul {} => lower_matmul(&mut k, ins, out, &ib, o),
         Op::Gemm {
@@ -896,6 +874,85 @@ pub fn lower_op(
         }
     }
     Ok(k)
+}
+
+/// The scalar expression of a pure elementwise op (unary, binary, compare, `select`, `cast`)
+/// applied to `args` (the operands' elements, `dtypes` their types); `None` for other ops.
+/// Shared by [`lower_op`] and the fusion pass, so a fused chain computes exactly what the
+/// separate kernels would.
+pub fn elementwise(op: &Op, dtypes: &[DType], args: Vec<Expr>, opt: LowerOptions) -> Option<Expr> {
+    let mut a = args.into_iter();
+    let mut next = || a.next().unwrap_or(Expr::F(0.0));
+    let zero = || Expr::F(0.0);
+    Some(match op {
+        Op::Neg {} => un(UnOp::Neg, next()),
+        Op::Exp {} => exp(next(), opt),
+        Op::Log {} => un(UnOp::Ln, next()),
+        Op::Sqrt {} => un(UnOp::Sqrt, next()),
+        Op::Rsqrt {} => Expr::F(1.0) / un(UnOp::Sqrt, next()),
+        Op::Abs {} => un(UnOp::Abs, next()),
+        Op::Relu {} => {
+            let x = next();
+            select(x.clone().lt(zero()), zero(), x)
+        }
+        Op::Sigmoid {} => Expr::F(1.0) / (Expr::F(1.0) + exp(un(UnOp::Neg, next()), opt)),
+        Op::Tanh {} => un(UnOp::Tanh, next()),
+        Op::LeakyRelu { alpha } => {
+            let x = next();
+            select(x.clone().ge(zero()), x.clone(), Expr::F(alpha.get()) * x)
+        }
+        Op::Add {} => next() + next(),
+        Op::Sub {} => next() - next(),
+        Op::Mul {} => next() * next(),
+        Op::Div {} => next() / next(),
+        Op::Max {} => max_nan(next(), next()),
+        Op::Min {} => min_nan(next(), next()),
+        Op::Pow {} => bin(BinOp::Pow, next(), next()),
+        Op::Prelu {} => {
+            let (x, s) = (next(), next());
+            select(x.clone().ge(zero()), x.clone(), s * x)
+        }
+        Op::Equal {} => bin(BinOp::Eq, next(), next()),
+        Op::Less {} => bin(BinOp::Lt, next(), next()),
+        Op::LessEqual {} => bin(BinOp::Le, next(), next()),
+        Op::Greater {} => bin(BinOp::Gt, next(), next()),
+        Op::GreaterEqual {} => bin(BinOp::Ge, next(), next()),
+        Op::Select {} => select(next(), next(), next()),
+        Op::Cast { to } => cast(next(), *dtypes.first()?, *to),
+        Op::Matmul {}
+        | Op::Gemm { .. }
+        | Op::Conv2d { .. }
+        | Op::ConvTranspose2d { .. }
+        | Op::Conv2dWeightGrad { .. }
+        | Op::MaxPool2d { .. }
+        | Op::AvgPool2d { .. }
+        | Op::GlobalAvgPool {}
+        | Op::MaxPool2dGrad { .. }
+        | Op::AvgPool2dGrad { .. }
+        | Op::BatchNorm { .. }
+        | Op::BatchNormTrain { .. }
+        | Op::Softmax { .. }
+        | Op::LogSoftmax { .. }
+        | Op::Dropout { .. }
+        | Op::RandomUniform { .. }
+        | Op::RandomNormal { .. }
+        | Op::Bernoulli { .. }
+        | Op::ReduceSum { .. }
+        | Op::ReduceMean { .. }
+        | Op::ReduceMax { .. }
+        | Op::Argmax { .. }
+        | Op::Reshape { .. }
+        | Op::Transpose { .. }
+        | Op::Broadcast { .. }
+        | Op::Concat { .. }
+        | Op::Split { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Flatten { .. }
+        | Op::Gather { .. }
+        | Op::OneHot { .. }
+        | Op::ScatterAdd { .. } => return None,
+    })
 }
 
 fn cast(x: Expr, from: DType, to: DType) -> Expr {

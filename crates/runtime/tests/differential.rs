@@ -252,7 +252,7 @@ fn inputs_are_checked_by_name_dtype_and_shape() {
 fn memory_plan_reuses_buffers() {
     let g = sinter_ir::parse(
         "graph @chain { input %x: f32[64,64]
-           %a = relu(%x) %b = neg(%a) %c = exp(%b) %d = neg(%c) %e = abs(%d)
+           %a = softmax(%x) %b = softmax(%a) %c = log_softmax(%b) %d = softmax(%c) %e = softmax(%d)
            output %e }",
     )
     .unwrap();
