@@ -13,7 +13,7 @@ use cranelift_codegen::ir::{
     AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Type, Value, types,
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
-use sinter_lower::loops::{BinOp, Buf, Expr, Kernel, Stmt, Ty, UnOp};
+use sinter_lower::loops::{BinOp, Buf, Expr, GemmCall, Kernel, MatArg, Stmt, Ty, UnOp};
 use std::collections::HashMap;
 
 /// Cranelift type of a loop-IR scalar type (`bool` is a byte holding 0 or 1).
@@ -85,6 +85,7 @@ impl<'b> Emitter<'_, 'b> {
                 self.b.ins().jump(join, &[]);
                 self.b.switch_to_block(join);
             }
+            Stmt::Gemm(g) => self.gemm(g),
             Stmt::Check(c, code) => {
                 let cv = self.expr(c);
                 self.bail_unless(cv, 1 + *code as i64);
@@ -182,6 +183,61 @@ impl<'b> Emitter<'_, 'b> {
         }
         let off = self.b.ins().imul_imm_s(i, size);
         self.b.ins().iadd(self.bases[buf.0 as usize], off)
+    }
+
+    /// Address of a GEMM operand, checking (in bounds-checked mode) that its whole
+    /// `rows x cols` footprint lies inside the buffer.
+    fn mat_addr(&mut self, a: &MatArg, rows: usize, cols: usize) -> Value {
+        let off = self.expr(&a.offset);
+        if self.bounds_checks && rows > 0 && cols > 0 {
+            let d = &self.k.bufs[a.buf.0 as usize];
+            let len = d.len as i64;
+            let span = (rows as i64 - 1) * a.rs + (cols as i64 - 1) * a.cs;
+            let last = self.b.ins().iadd_imm_s(off, span);
+            let ok1 = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, off, len);
+            let ok2 = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, last, len);
+            let ok = self.b.ins().band(ok1, ok2);
+            self.bail_unless(ok, -1 - a.buf.0 as i64);
+        }
+        let bytes = self.b.ins().imul_imm_s(off, 4);
+        self.b.ins().iadd(self.bases[a.buf.0 as usize], bytes)
+    }
+
+    fn gemm(&mut self, g: &GemmCall) {
+        let pa = self.mat_addr(&g.a, g.m, g.k);
+        let pb = self.mat_addr(&g.b, g.k, g.n);
+        let pc = self.mat_addr(&g.c, g.m, g.n);
+        let i = |s: &mut Self, v: i64| s.b.ins().iconst(types::I64, v);
+        let args = [
+            i(self, g.m as i64),
+            i(self, g.n as i64),
+            i(self, g.k as i64),
+            self.f32c(g.alpha),
+            pa,
+            i(self, g.a.rs),
+            i(self, g.a.cs),
+            pb,
+            i(self, g.b.rs),
+            i(self, g.b.cs),
+            self.f32c(g.beta),
+            pc,
+            i(self, g.c.rs),
+            i(self, g.c.cs),
+            i(self, g.threads.max(1) as i64),
+        ];
+        let f = self.func_ref(Extern::Sgemm);
+        self.b.ins().call(f, &args);
+    }
+
+    fn func_ref(&mut self, f: Extern) -> FuncRef {
+        match self.extern_refs.get(&f) {
+            Some(r) => *r,
+            None => {
+                let r = (self.externs)(f, self.b);
+                self.extern_refs.insert(f, r);
+                r
+            }
+        }
     }
 
     fn call(&mut self, f: Extern, args: &[Value]) -> Value {

@@ -4,6 +4,8 @@
 //! Box-Muller `cos`/`ln` of `random_normal` bit-exact against the oracle, at ~2 ns a call
 //! (`shared/CODEGEN-NOTES.md`). The fast path is the inline polynomial in [`crate::approx`].
 
+use cranelift_codegen::ir::{Type, types};
+
 /// An imported function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Extern {
@@ -17,16 +19,19 @@ pub enum Extern {
     Cos,
     /// `f32::powf`.
     Pow,
+    /// `sinter_microkernels::ffi::sinter_sgemm_threaded`: the GEMM driver.
+    Sgemm,
 }
 
 impl Extern {
     /// Every import.
-    pub const ALL: [Extern; 5] = [
+    pub const ALL: [Extern; 6] = [
         Extern::Exp,
         Extern::Ln,
         Extern::Tanh,
         Extern::Cos,
         Extern::Pow,
+        Extern::Sgemm,
     ];
 
     /// Symbol name.
@@ -37,14 +42,23 @@ impl Extern {
             Extern::Tanh => "sinter_tanhf",
             Extern::Cos => "sinter_cosf",
             Extern::Pow => "sinter_powf",
+            Extern::Sgemm => "sinter_sgemm_threaded",
         }
     }
 
-    /// Number of f32 arguments.
-    pub fn arity(self) -> usize {
+    /// Parameter and result types.
+    pub fn signature(self) -> (Vec<Type>, Vec<Type>) {
+        use types::{F32, I64};
         match self {
-            Extern::Pow => 2,
-            _ => 1,
+            Extern::Pow => (vec![F32, F32], vec![F32]),
+            // m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, threads
+            Extern::Sgemm => (
+                vec![
+                    I64, I64, I64, F32, I64, I64, I64, I64, I64, I64, F32, I64, I64, I64, I64,
+                ],
+                vec![],
+            ),
+            _ => (vec![F32], vec![F32]),
         }
     }
 
@@ -56,6 +70,7 @@ impl Extern {
             Extern::Tanh => sinter_tanhf as *const u8,
             Extern::Cos => sinter_cosf as *const u8,
             Extern::Pow => sinter_powf as *const u8,
+            Extern::Sgemm => sinter_microkernels::ffi::sinter_sgemm_threaded as *const u8,
         }
     }
 }

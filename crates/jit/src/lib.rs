@@ -21,7 +21,7 @@ pub mod externs;
 mod vector;
 
 use codegen::{Emitter, clif_ty, entry, signature_params};
-use cranelift_codegen::ir::{AbiParam, types};
+use cranelift_codegen::ir::AbiParam;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -153,10 +153,9 @@ pub fn compile(kernels: &[Kernel], opts: Options, keep_clif: bool) -> Result<Mod
     let mut ext_ids: HashMap<Extern, FuncId> = HashMap::new();
     for e in Extern::ALL {
         let mut sig = module.make_signature();
-        for _ in 0..e.arity() {
-            sig.params.push(AbiParam::new(types::F32));
-        }
-        sig.returns.push(AbiParam::new(types::F32));
+        let (params, returns) = e.signature();
+        sig.params.extend(params.into_iter().map(AbiParam::new));
+        sig.returns.extend(returns.into_iter().map(AbiParam::new));
         let id = module
             .declare_function(e.symbol(), Linkage::Import, &sig)
             .map_err(|e| JitError::Setup(e.to_string()))?;

@@ -32,7 +32,7 @@ pub struct LowerError {
 pub struct Step {
     /// The loop nest.
     pub kernel: Kernel,
-    /// The value each buffer holds.
+    /// The value each buffer holds, for every buffer but scratch ones, in buffer order.
     pub args: Vec<Value>,
 }
 

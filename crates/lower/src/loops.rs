@@ -184,10 +184,50 @@ pub enum Stmt {
     Store(Buf, Expr, Expr),
     /// `if cond { then } else { other }`.
     If(Expr, Vec<Stmt>, Vec<Stmt>),
+    /// A call of the GEMM microkernel driver (`sinter_microkernels`), for matmul, gemm and
+    /// convolutions: compute-bound work that 128-bit Cranelift code would run at half speed.
+    Gemm(Box<GemmCall>),
     /// Return error number `code` (an index into [`Kernel::errors`]) unless `cond` holds:
     /// how data errors (a gather index out of range) become `Err` instead of undefined
     /// behaviour.
     Check(Expr, u32),
+}
+
+/// A matrix operand inside a buffer: element `(i, j)` is `buf[offset + i*rs + j*cs]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatArg {
+    /// The buffer.
+    pub buf: Buf,
+    /// Element index of `(0, 0)`.
+    pub offset: Expr,
+    /// Row stride in elements.
+    pub rs: i64,
+    /// Column stride in elements.
+    pub cs: i64,
+}
+
+/// `C = alpha * A * B + beta * C` with `A: m x k`, `B: k x n`, `C: m x n` (`beta == 0`
+/// does not read C).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GemmCall {
+    /// Rows of A and C.
+    pub m: usize,
+    /// Columns of B and C.
+    pub n: usize,
+    /// Columns of A, rows of B.
+    pub k: usize,
+    /// Scale of the product.
+    pub alpha: f32,
+    /// Scale of the old C.
+    pub beta: f32,
+    /// Left operand.
+    pub a: MatArg,
+    /// Right operand.
+    pub b: MatArg,
+    /// Result.
+    pub c: MatArg,
+    /// Threads the driver may use.
+    pub threads: usize,
 }
 
 /// A buffer parameter: name (for printing and errors), element type and length.
@@ -201,6 +241,9 @@ pub struct BufDecl {
     pub len: usize,
     /// Whether the kernel writes it.
     pub output: bool,
+    /// A kernel-private temporary (e.g. an im2col matrix): the runtime gives it arena space
+    /// for the kernel's duration only; it is bound to no graph value.
+    pub scratch: bool,
 }
 
 /// A kernel: a function of its buffers, returning 0 or `1 + code` of a failed [`Stmt::Check`].
@@ -237,8 +280,16 @@ impl Kernel {
             ty,
             len,
             output,
+            scratch: false,
         });
         Buf(self.bufs.len() as u32 - 1)
+    }
+
+    /// Adds a scratch buffer (see [`BufDecl::scratch`]).
+    pub fn scratch(&mut self, name: &str, ty: Ty, len: usize) -> Buf {
+        let b = self.buf(name, ty, len, true);
+        self.bufs[b.0 as usize].scratch = true;
+        b
     }
 
     /// A fresh variable; `hint` names it in the printout.
@@ -458,6 +509,30 @@ fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'
                 }
                 writeln!(f, "{pad}}}")?;
             }
+            Stmt::Gemm(g) => {
+                let m = |a: &MatArg| {
+                    format!(
+                        "{}[{}] ({}, {})",
+                        k.bufs[a.buf.0 as usize].name,
+                        Show(k, &a.offset),
+                        a.rs,
+                        a.cs
+                    )
+                };
+                writeln!(
+                    f,
+                    "{pad}gemm m={} n={} k={} alpha={:?} beta={:?} A={} B={} C={} threads={}",
+                    g.m,
+                    g.n,
+                    g.k,
+                    g.alpha,
+                    g.beta,
+                    m(&g.a),
+                    m(&g.b),
+                    m(&g.c),
+                    g.threads
+                )?
+            }
             Stmt::Check(c, code) => writeln!(
                 f,
                 "{pad}check {} else error {code} // {}",
@@ -477,7 +552,13 @@ impl fmt::Display for Kernel {
             .map(|b| {
                 format!(
                     "{}{}: {}[{}]",
-                    if b.output { "out " } else { "" },
+                    if b.scratch {
+                        "scratch "
+                    } else if b.output {
+                        "out "
+                    } else {
+                        ""
+                    },
                     b.name,
                     b.ty.name(),
                     b.len

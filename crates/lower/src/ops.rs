@@ -8,18 +8,36 @@
 //!
 //! Buffer convention: the kernel's buffers are the op's inputs in order, then its outputs.
 
-use crate::loops::{BinOp, Buf, Expr, Kernel, Stmt, Ty, UnOp, Var, bin, load, select, un};
+use crate::loops::{
+    BinOp, Buf, Expr, GemmCall, Kernel, MatArg, Stmt, Ty, UnOp, Var, bin, load, select, un,
+};
 use sinter_ir::infer::{norm_axes, norm_axis, slice_bounds};
 use sinter_ir::types::strides;
 use sinter_ir::{DType, Op, TensorType};
 
 /// Options that change the generated code without changing what it computes (beyond the
 /// documented accuracy of the fast paths).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LowerOptions {
     /// Use the inline polynomial `exp` (max error measured in `sinter-jit`'s tests) instead of
     /// calling `f32::exp`, in `exp`, `sigmoid`, `softmax` and `log_softmax`.
     pub fast_math: bool,
+    /// Lower matmul, gemm and conv2d to calls of the GEMM microkernel driver (im2col for
+    /// convolutions, none for 1x1) instead of plain Cranelift loops (the portable path, which
+    /// also reproduces the interpreter's summation order exactly).
+    pub microkernels: bool,
+    /// Threads the GEMM driver may use.
+    pub threads: usize,
+}
+
+impl Default for LowerOptions {
+    fn default() -> LowerOptions {
+        LowerOptions {
+            fast_math: false,
+            microkernels: true,
+            threads: 1,
+        }
+    }
 }
 
 type R<T> = Result<T, String>;
@@ -353,7 +371,23 @@ pub fn lower_op(
                 elementwise(op, &dtypes, a, opt).expect("an elementwise op")
             });
         }
+        Op::Matmul {} if opt.microkernels => gemm_matmul(&mut k, ins, out, &ib, o, opt.threads),
         Op::Matmul {} => lower_matmul(&mut k, ins, out, &ib, o),
+        Op::Gemm {
+            trans_a,
+            trans_b,
+            alpha,
+            beta,
+        } if opt.microkernels => gemm_gemm(
+            &mut k,
+            ins,
+            out,
+            &ib,
+            o,
+            (*trans_a, *trans_b),
+            (alpha.get(), beta.get()),
+            opt.threads,
+        ),
         Op::Gemm {
             trans_a,
             trans_b,
@@ -368,6 +402,21 @@ pub fn lower_op(
             (*trans_a, *trans_b),
             (alpha.get(), beta.get()),
         ),
+        Op::Conv2d {
+            stride,
+            pad,
+            dilation,
+            groups,
+        } if opt.microkernels => gemm_conv2d(
+            &mut k,
+            ins,
+            out,
+            &ib,
+            o,
+            axes_of(*stride, *pad, *dilation),
+            *groups as usize,
+            opt.threads,
+        )?,
         Op::Conv2d {
             stride,
             pad,
@@ -965,6 +1014,184 @@ fn cast(x: Expr, from: DType, to: DType) -> Expr {
         (DType::Bool, DType::F32) => un(UnOp::BoolToF32, x),
         (DType::Bool, DType::I64) => un(UnOp::BoolToI64, x),
     }
+}
+
+fn mat(buf: Buf, offset: Expr, rs: usize, cs: usize) -> MatArg {
+    MatArg {
+        buf,
+        offset,
+        rs: rs as i64,
+        cs: cs as i64,
+    }
+}
+
+fn gemm_matmul(
+    k: &mut Kernel,
+    ins: &[&TensorType],
+    out: &TensorType,
+    ib: &[Buf],
+    o: Buf,
+    threads: usize,
+) {
+    let (a, b) = (ins[0], ins[1]);
+    let (ar, br, or) = (a.rank(), b.rank(), out.rank());
+    let (m, kk) = (a.shape[ar - 2], a.shape[ar - 1]);
+    let n = b.shape[br - 1];
+    let batch = &out.shape[..or - 2];
+    let s = nest(k, batch, "b", |_, bidx| {
+        let pa = bcast_index(bidx, &a.shape[..ar - 2], batch);
+        let pb = bcast_index(bidx, &b.shape[..br - 2], batch);
+        let po = linear(bidx, &strides(batch));
+        vec![Stmt::Gemm(Box::new(GemmCall {
+            m,
+            n,
+            k: kk,
+            alpha: 1.0,
+            beta: 0.0,
+            a: mat(ib[0], pa * c(m * kk), kk, 1),
+            b: mat(ib[1], pb * c(kk * n), n, 1),
+            c: mat(o, po * c(m * n), n, 1),
+            threads,
+        }))]
+    });
+    k.body.extend(s);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_gemm(
+    k: &mut Kernel,
+    ins: &[&TensorType],
+    out: &TensorType,
+    ib: &[Buf],
+    o: Buf,
+    (ta, tb): (bool, bool),
+    (alpha, beta): (f32, f32),
+    threads: usize,
+) {
+    let (m, n) = (out.shape[0], out.shape[1]);
+    let kk = if ta { ins[0].shape[0] } else { ins[0].shape[1] };
+    let beta = match ins.get(2) {
+        Some(ct) => {
+            // C first (broadcast), then the driver accumulates into it.
+            map(k, &[(ib[2], ct)], o, out, |_, a| a[0].clone());
+            beta
+        }
+        None => 0.0,
+    };
+    let a = if ta {
+        mat(ib[0], Expr::I(0), 1, m)
+    } else {
+        mat(ib[0], Expr::I(0), kk, 1)
+    };
+    let b = if tb {
+        mat(ib[1], Expr::I(0), 1, kk)
+    } else {
+        mat(ib[1], Expr::I(0), n, 1)
+    };
+    k.body.push(Stmt::Gemm(Box::new(GemmCall {
+        m,
+        n,
+        k: kk,
+        alpha,
+        beta,
+        a,
+        b,
+        c: mat(o, Expr::I(0), n, 1),
+        threads,
+    })));
+}
+
+/// conv2d as GEMM per image and group: `y[g] = w[g] (C_out/g x C_in/g*kH*kW) * col`, where
+/// `col` is the im2col matrix (built in a scratch buffer, zeros in the padding), or the input
+/// itself for 1x1 stride-1 unpadded convolutions. The bias is added by a loop afterwards.
+#[allow(clippy::too_many_arguments)]
+fn gemm_conv2d(
+    k: &mut Kernel,
+    ins: &[&TensorType],
+    out: &TensorType,
+    ib: &[Buf],
+    o: Buf,
+    ax: [Axis; 2],
+    groups: usize,
+    threads: usize,
+) -> R<()> {
+    let xd = dims4(ins[0])?;
+    let wd = dims4(ins[1])?;
+    let od = dims4(out)?;
+    let [n, c_in, h, w] = xd;
+    let [c_out, cig, kh, kw] = wd;
+    let [_, _, oh, ow] = od;
+    let groups = groups.max(1);
+    let cog = c_out / groups;
+    let kdim = cig * kh * kw;
+    let ohw = oh * ow;
+    let direct = kh == 1
+        && kw == 1
+        && ax
+            .iter()
+            .all(|a| a.stride == 1 && a.before == 0 && a.after == 0);
+    let col = if direct {
+        None
+    } else {
+        Some(k.scratch("col", Ty::F32, kdim * ohw))
+    };
+    let (x, wb) = (ib[0], ib[1]);
+    let s = nest(k, &[n, groups], "g", |k, bg| {
+        let (b, g) = (bg[0].clone(), bg[1].clone());
+        let mut s = Vec::new();
+        let bmat = match col {
+            None => mat(
+                x,
+                (b.clone() * c(c_in) + g.clone() * c(cig)) * c(h * w),
+                h * w,
+                1,
+            ),
+            Some(col) => {
+                let fill = nest(k, &[cig, kh, kw, oh, ow], "r", |k, r| {
+                    let iy = k.var("iy", Ty::I64);
+                    let ix = k.var("ix", Ty::I64);
+                    let ci = g.clone() * c(cig) + r[0].clone();
+                    let xi = idx4(xd, [b.clone(), ci, Expr::v(iy), Expr::v(ix)]);
+                    let at = linear(r, &[kh * kw * ohw, kw * ohw, ohw, ow, 1]);
+                    let inside = Expr::v(iy)
+                        .in_range(h as i64)
+                        .and(Expr::v(ix).in_range(w as i64));
+                    vec![
+                        Stmt::Set(iy, tap(r[3].clone(), r[1].clone(), ax[0])),
+                        Stmt::Set(ix, tap(r[4].clone(), r[2].clone(), ax[1])),
+                        Stmt::If(
+                            inside,
+                            vec![Stmt::Store(col, at.clone(), load(x, xi))],
+                            vec![Stmt::Store(col, at, Expr::F(0.0))],
+                        ),
+                    ]
+                });
+                s.extend(fill);
+                mat(col, Expr::I(0), ohw, 1)
+            }
+        };
+        s.push(Stmt::Gemm(Box::new(GemmCall {
+            m: cog,
+            n: ohw,
+            k: kdim,
+            alpha: 1.0,
+            beta: 0.0,
+            a: mat(wb, g.clone() * c(cog * kdim), kdim, 1),
+            b: bmat,
+            c: mat(o, (b * c(c_out) + g * c(cog)) * c(ohw), ohw, 1),
+            threads,
+        })));
+        s
+    });
+    k.body.extend(s);
+    if let Some(&bb) = ib.get(2) {
+        let s = nest(k, &[n, c_out, ohw], "i", |_, idx| {
+            let at = linear(idx, &[c_out * ohw, ohw, 1]);
+            vec![accumulate(o, at, load(bb, idx[1].clone()))]
+        });
+        k.body.extend(s);
+    }
+    Ok(())
 }
 
 fn lower_matmul(k: &mut Kernel, ins: &[&TensorType], out: &TensorType, ib: &[Buf], o: Buf) {

@@ -248,8 +248,19 @@ impl Compiled {
         // Live ranges of every value a kernel writes.
         let mut reqs: Vec<plan::Request> = Vec::new();
         let mut req_of: HashMap<Value, usize> = HashMap::new();
+        let mut scratch: Vec<Vec<usize>> = Vec::new();
         for (s, step) in program.steps.iter().enumerate() {
-            for (b, &v) in step.kernel.bufs.iter().zip(&step.args) {
+            scratch.push(Vec::new());
+            for b in step.kernel.bufs.iter().filter(|b| b.scratch) {
+                scratch[s].push(reqs.len());
+                reqs.push(plan::Request {
+                    bytes: b.len * b.ty.size(),
+                    first: s,
+                    last: s,
+                });
+            }
+            let bound = step.kernel.bufs.iter().filter(|b| !b.scratch);
+            for (b, &v) in bound.zip(&step.args) {
                 if b.output {
                     req_of.insert(v, reqs.len());
                     reqs.push(plan::Request {
@@ -274,17 +285,28 @@ impl Compiled {
         let mut steps = Vec::new();
         let mut errors = Vec::new();
         let mut buf_names = Vec::new();
-        for step in &program.steps {
+        for (s, step) in program.steps.iter().enumerate() {
             let node = &nodes[step.args.last().map_or(0, |v| v.node.index())];
             let names: Vec<&str> = node.outputs.iter().map(|o| o.name.as_str()).collect();
             let location = match node.op() {
                 Some(op) => graph.describe(&names, op, &node.inputs),
                 None => step.kernel.name.clone(),
             };
-            steps.push(StepInfo {
-                args: step.args.iter().map(|v| loc[v]).collect(),
-                location,
-            });
+            let mut bound = step.args.iter();
+            let mut scr = scratch[s].iter();
+            let args = step
+                .kernel
+                .bufs
+                .iter()
+                .map(|b| {
+                    if b.scratch {
+                        Loc::Arena(plan.offsets[*scr.next().expect("one request per scratch")])
+                    } else {
+                        loc[bound.next().expect("one value per bound buffer")]
+                    }
+                })
+                .collect();
+            steps.push(StepInfo { args, location });
             errors.push(step.kernel.errors.clone());
             buf_names.push(step.kernel.bufs.iter().map(|b| b.name.clone()).collect());
         }
