@@ -152,6 +152,9 @@ fn measure_peak() -> Option<(&'static str, f64, f64)> {
     None
 }
 
+/// Benchmark id of the microkernel-only case.
+const UKERNEL: &str = "ukernel 6x32 k=KC, L1-resident";
+
 struct Case {
     name: &'static str,
     m: usize,
@@ -207,6 +210,40 @@ fn gemm(c: &mut Criterion) {
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1500));
+    // The microkernel alone on L1-resident packed panels (k = KC), 1000 tiles per call: the
+    // ceiling for the whole GEMM, free of packing and cache effects.
+    {
+        let (mr, nr, kc) = (mk::MR, mk::NR, mk::KC);
+        let pa = data(kc * mr, 3);
+        let pb = data(kc * nr, 4);
+        let mut tile = vec![0.0f32; mr * nr];
+        let flops = 2.0 * (mr * nr * kc * 1000) as f64;
+        g.bench_function(UKERNEL, |bch| {
+            bch.iter_custom(|iters| {
+                timed(UKERNEL, flops, iters, || {
+                    for _ in 0..1000 {
+                        // SAFETY: the panels hold kc*MR and kc*NR floats; the tile is MR x NR
+                        // row-major.
+                        unsafe {
+                            mk::ffi::sinter_ukernel(
+                                mr,
+                                nr,
+                                kc,
+                                1.0,
+                                pa.as_ptr(),
+                                pb.as_ptr(),
+                                1.0,
+                                tile.as_mut_ptr(),
+                                nr as isize,
+                                1,
+                            )
+                        }
+                    }
+                })
+            })
+        });
+        black_box(&tile);
+    }
     for case in CASES {
         let (m, n, k) = (case.m, case.n, case.k);
         let flops = 2.0 * (m * n * k) as f64;
@@ -268,6 +305,17 @@ fn main() {
         let mut cpu: Vec<f64> = v.iter().map(|s| s.cpu).collect();
         (median(&mut wall), best, median(&mut cpu))
     };
+    if let Some((flops, v)) = samples.get(UKERNEL) {
+        let (wall, best, cpu) = stats(v);
+        let per_core = flops / cpu / 1e9;
+        eprintln!(
+            "| {UKERNEL} | t1 | {:.3} | {:.1} | {:.1} | {per_core:.1} | {:.0}% | - | - |",
+            wall * 1e3,
+            flops / wall / 1e9,
+            flops / best / 1e9,
+            100.0 * per_core / peak_best,
+        );
+    }
     for case in CASES {
         let base = samples
             .get(&format!("{} t1", case.name))

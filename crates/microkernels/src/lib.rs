@@ -15,14 +15,18 @@
 //!   edge tiles, `alpha`/`beta`, and splits work across threads ([`sgemm_threaded`]).
 //!
 //! The instruction set is picked once at run time ([`Isa::detect`]); every path can be forced
-//! ([`sgemm_with_isa`]) so the AVX2 and portable kernels are tested on an AVX-512 machine.
+//! ([`sgemm_with_isa`]) so every path the CPU supports is tested, not only the fastest. The
+//! project VM exposes AVX2+FMA but not AVX-512 (whatever `/proc/cpuinfo` of other Zen 4 hosts
+//! shows), so there the AVX2 kernel is the one that runs; the AVX-512 kernel is compiled and
+//! selected only where `avx512f` is detected, and is tested only on such a machine.
 //! All ISAs share one tile geometry and one packed layout, so packed data ([`PackedB`]) and the
 //! C-ABI entries ([`ffi`]) do not depend on the machine.
 //!
 //! When C has few columns (`n <= 4 * NR`, as in im2col convolutions with 64-128 output
 //! channels) and A is row-major, the AVX2 path reads A in place instead of packing it: each
 //! element of A is then used for only `2n` FLOPs, and packing it would cost as much as the
-//! multiply.
+//! multiply. The kernel prefetches the next panel's rows, which are too short a stream for the
+//! hardware prefetcher.
 //!
 //! # Addressing convention
 //! Strides are in elements and may be any value, negative included. In the safe API, element
