@@ -338,6 +338,7 @@ pub fn convert(model: &ModelProto, options: &ImportOptions) -> Result<Graph, Imp
     }
 
     let mut outputs = Vec::new();
+    let mut rename: HashMap<Value, String> = HashMap::new();
     for o in &g.output {
         let want = ir_name(o.name());
         cx.hint = want.clone();
@@ -350,18 +351,73 @@ pub fn convert(model: &ModelProto, options: &ImportOptions) -> Result<Graph, Imp
             message,
         };
         let mut v = cx.value(o.name()).map_err(err)?;
+        let is_input = matches!(cx.graph.node(v.node).kind, sinter_ir::NodeKind::Input(_));
         if cx.graph.value_name(v) != want || outputs.contains(&v) {
-            let shape = cx.shape(v).iter().map(|&d| d as i64).collect();
-            v = cx
-                .graph
-                .add_op(&[&want], Op::Reshape { shape }, &[v])
-                .map_err(|e| err(e.to_string()))?[0];
+            if !is_input && !outputs.contains(&v) && !rename.contains_key(&v) {
+                // Made while lowering: it takes the output's name when the graph is rebuilt.
+                rename.insert(v, want);
+            } else {
+                let shape = cx.shape(v).iter().map(|&d| d as i64).collect();
+                v = cx
+                    .graph
+                    .add_op(&[&want], Op::Reshape { shape }, &[v])
+                    .map_err(|e| err(e.to_string()))?[0];
+            }
         }
         outputs.push(v);
     }
     cx.graph
         .set_outputs(&outputs)
         .map_err(|e| model_err(e.to_string()))?;
-    cx.graph.verify().map_err(|e| model_err(e.to_string()))?;
-    Ok(cx.graph)
+    let graph = rebuild(&cx.graph, &rename).map_err(|e| model_err(e.to_string()))?;
+    graph.verify().map_err(|e| model_err(e.to_string()))?;
+    Ok(graph)
+}
+
+/// Copies the nodes the outputs depend on (and every input) into a new graph, renaming the
+/// values in `rename`. This drops what lowering made but nothing uses (constants folded away,
+/// unused outputs of multi-output ops stay with their node) and gives graph outputs their
+/// ONNX names without copies.
+fn rebuild(old: &Graph, rename: &HashMap<Value, String>) -> Result<Graph, sinter_ir::IrError> {
+    let live = old.live_nodes();
+    let mut g = Graph::new(old.name());
+    let mut map: HashMap<Value, Value> = HashMap::new();
+    for (i, node) in old.nodes().iter().enumerate() {
+        if !live[i] {
+            continue;
+        }
+        let id = sinter_ir::NodeId(i as u32);
+        let names: Vec<String> = (0..node.outputs.len() as u32)
+            .map(|output| {
+                let v = Value { node: id, output };
+                rename
+                    .get(&v)
+                    .cloned()
+                    .unwrap_or_else(|| old.value_name(v).to_string())
+            })
+            .collect();
+        let new: Vec<Value> = match &node.kind {
+            sinter_ir::NodeKind::Input(k) => {
+                vec![g.add_input(&names[0], node.outputs[0].ty.clone(), *k)?]
+            }
+            sinter_ir::NodeKind::Const(t) => vec![g.add_const(&names[0], t.clone())?],
+            sinter_ir::NodeKind::Op(op) => {
+                let ins: Vec<Value> = node.inputs.iter().map(|v| map[v]).collect();
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                g.add_op(&refs, op.clone(), &ins)?.to_vec()
+            }
+        };
+        for (output, v) in new.into_iter().enumerate() {
+            map.insert(
+                Value {
+                    node: id,
+                    output: output as u32,
+                },
+                v,
+            );
+        }
+    }
+    let outs: Vec<Value> = old.outputs().iter().map(|v| map[v]).collect();
+    g.set_outputs(&outs)?;
+    Ok(g)
 }

@@ -73,15 +73,22 @@ pub fn transpose(t: &Tensor, perm: &[usize]) -> Result<Tensor, String> {
 pub fn concat(ts: &[&Tensor], axis: usize) -> Result<Tensor, String> {
     let first = ts.first().ok_or("concat of nothing")?;
     let mut shape = first.shape().to_vec();
+    if axis >= shape.len() {
+        return Err(format!("axis {axis} is out of range for {}", first.ty()));
+    }
+    for t in ts {
+        let same_elsewhere = t.shape().len() == shape.len()
+            && (0..shape.len()).all(|i| i == axis || t.shape()[i] == first.shape()[i]);
+        if t.dtype() != first.dtype() || !same_elsewhere {
+            return Err(format!("cannot concatenate {} and {}", first.ty(), t.ty()));
+        }
+    }
     shape[axis] = ts.iter().map(|t| t.shape()[axis]).sum();
     // Concatenate by flattening everything into one tensor of the first's dtype, then pick.
     let mut offsets = Vec::new();
     let mut all: Vec<Tensor> = Vec::new();
     let mut base = 0;
     for t in ts {
-        if t.dtype() != first.dtype() || t.shape().len() != shape.len() {
-            return Err(format!("cannot concatenate {} and {}", first.ty(), t.ty()));
-        }
         offsets.push(base);
         base += t.numel();
         all.push((*t).clone());

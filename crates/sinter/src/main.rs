@@ -48,6 +48,14 @@ enum Command {
 }
 
 fn load(file: &Path) -> Result<sinter::ir::Graph, String> {
+    if file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+    {
+        let options = sinter_import_onnx::ImportOptions::default();
+        return sinter_import_onnx::import_file(file, &options)
+            .map_err(|e| format!("{}: {e}", file.display()));
+    }
     let src = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     sinter::ir::parse(&src).map_err(|e| format!("{}:{e}", file.display()))
 }

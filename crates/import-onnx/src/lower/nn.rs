@@ -34,8 +34,12 @@ fn auto_pad(mode: &str, input: i64, k_eff: i64, stride: i64) -> Option<(i64, i64
     match mode {
         "VALID" => Some((0, 0)),
         "SAME_UPPER" | "SAME_LOWER" => {
-            let out = (input + stride - 1) / stride;
-            let total = ((out - 1) * stride + k_eff - input).max(0);
+            let out = input.saturating_add(stride - 1) / stride;
+            let total = (out - 1)
+                .saturating_mul(stride)
+                .saturating_add(k_eff)
+                .saturating_sub(input)
+                .max(0);
             let small = total / 2;
             Some(if mode == "SAME_UPPER" {
                 (small, total - small)
@@ -92,7 +96,7 @@ fn window(n: &Node, input: &[usize], kernel: Option<&[usize]>) -> R<Window> {
             let mut begin = Vec::new();
             let mut end = Vec::new();
             for i in 0..sp {
-                let k_eff = dilations[i] * (ks[i] - 1) + 1;
+                let k_eff = dilations[i].saturating_mul(ks[i] - 1).saturating_add(1);
                 let (b, e) =
                     auto_pad(&mode, input[i] as i64, k_eff, strides[i].max(1)).unwrap_or((0, 0));
                 begin.push(b);
@@ -234,14 +238,15 @@ pub fn conv_transpose(cx: &mut Ctx, n: &Node) -> R<Outs> {
             let mut begin = vec![0; sp];
             let mut end = vec![0; sp];
             for i in 0..sp {
-                let full = strides[i] * (xs[2 + i] as i64 - 1)
-                    + out_pad[i]
-                    + (k[i] - 1) * dilations[i]
-                    + 1;
-                let total = full - out[i];
+                let full = strides[i]
+                    .saturating_mul(xs[2 + i] as i64 - 1)
+                    .saturating_add(out_pad[i])
+                    .saturating_add((k[i].saturating_sub(1)).saturating_mul(dilations[i]))
+                    .saturating_add(1);
+                let total = full.saturating_sub(out[i]);
                 if total < 0 {
                     // A larger output than the full one: the extra rows are output padding.
-                    out_pad[i] -= total;
+                    out_pad[i] = out_pad[i].saturating_sub(total);
                     continue;
                 }
                 if mode == "SAME_UPPER" {
@@ -330,20 +335,27 @@ pub fn pool(cx: &mut Ctx, n: &Node) -> R<Outs> {
             let (k, s) = (win.kernel[a], win.stride[a].max(1));
             let (begin, end) = (pad[a], pad[a + 2]);
             let input = ins[2 + a] as i64;
-            let span = input + begin + end - k;
+            let span = input
+                .saturating_add(begin)
+                .saturating_add(end)
+                .saturating_sub(k);
             if span < 0 {
                 continue; // the shape rule reports the window larger than the input
             }
-            let mut out = (span + s - 1) / s + 1;
-            if (out - 1) * s >= input + begin {
+            let mut out = span.saturating_add(s - 1) / s + 1;
+            if (out - 1).saturating_mul(s) >= input.saturating_add(begin) {
                 out -= 1;
             }
-            extra[a] = ((out - 1) * s + k - (input + begin + end)).max(0);
+            extra[a] = (out - 1)
+                .saturating_mul(s)
+                .saturating_add(k)
+                .saturating_sub(input.saturating_add(begin).saturating_add(end))
+                .max(0);
         }
     }
     let y = if is_max {
-        pad[2] += extra[0];
-        pad[3] += extra[1];
+        pad[2] = pad[2].saturating_add(extra[0]);
+        pad[3] = pad[3].saturating_add(extra[1]);
         cx.op(
             Op::MaxPool2d {
                 kernel: win.kernel,
@@ -373,8 +385,8 @@ pub fn pool(cx: &mut Ctx, n: &Node) -> R<Outs> {
         };
         cx.op(op, &[padded])?
     } else {
-        pad[2] += extra[0];
-        pad[3] += extra[1];
+        pad[2] = pad[2].saturating_add(extra[0]);
+        pad[3] = pad[3].saturating_add(extra[1]);
         let op = Op::AvgPool2d {
             kernel: win.kernel,
             stride: win.stride,

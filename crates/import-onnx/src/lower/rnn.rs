@@ -18,6 +18,10 @@ use super::{Node, Out, Outs, R, f32_input};
 use crate::convert::Ctx;
 use sinter_ir::{Float, Op, Tensor, Value};
 
+/// Most cells one layer may unroll to (time steps times directions): far beyond the models
+/// this is for, and a bound on the graph a corrupted shape can make.
+pub const MAX_STEPS: usize = 4096;
+
 fn reshape(cx: &mut Ctx, v: Value, shape: &[usize]) -> R<Value> {
     let shape = shape.iter().map(|&d| d as i64).collect();
     cx.op(Op::Reshape { shape }, &[v])
@@ -124,6 +128,14 @@ pub fn lower(cx: &mut Ctx, n: &Node) -> R<Outs> {
     }
     let xs = cx.shape(x);
     let (s, b, i) = (xs[0], xs[1], xs[2]);
+    if s.saturating_mul(dirs) > MAX_STEPS
+        || s.saturating_mul(b).saturating_mul(i) > crate::tensor::MAX_FOLD_ELEMENTS
+    {
+        return Err(format!(
+            "X {} is too large to unroll: at most {MAX_STEPS} cells in all directions",
+            cx.ty(x)
+        ));
+    }
     let w = f32_input(cx, n, 1)?;
     let r = f32_input(cx, n, 2)?;
     let ws = cx.shape(w);
@@ -134,6 +146,9 @@ pub fn lower(cx: &mut Ctx, n: &Node) -> R<Outs> {
         ));
     }
     let h = ws[1] / gates;
+    if b.saturating_mul(h) > crate::tensor::MAX_FOLD_ELEMENTS {
+        return Err(format!("the state [{b}, {h}] is too large"));
+    }
     if let Ok(hs) = n.int("hidden_size", h as i64)
         && hs != h as i64
     {

@@ -19,6 +19,13 @@ fn shape_of(cx: &Ctx, n: &Node, i: usize) -> R<Vec<usize>> {
     Ok(cx.type_of(n.req(i)?)?.shape.to_vec())
 }
 
+/// Checked product of extents (a shape with a zero extent may have huge others).
+fn prod(s: &[usize]) -> R<usize> {
+    s.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format!("the product of the extents {s:?} overflows"))
+}
+
 fn to_i64(s: &[usize]) -> Vec<i64> {
     s.iter().map(|&d| d as i64).collect()
 }
@@ -99,13 +106,18 @@ fn slice_range(start: i64, end: i64, step: i64, d: i64) -> (i64, usize, i64) {
     if step > 0 {
         let s = norm(start).clamp(0, d);
         let e = norm(end).clamp(0, d);
-        let count = if e > s { (e - s + step - 1) / step } else { 0 };
+        let count = if e > s {
+            (e - s).saturating_add(step - 1) / step
+        } else {
+            0
+        };
         (s, count as usize, step)
     } else {
         let s = norm(start).clamp(0, d - 1);
         let e = norm(end).clamp(-1, d - 1);
+        let neg = step.saturating_neg();
         let count = if s > e {
-            (s - e + (-step) - 1) / (-step)
+            (s - e).saturating_add(neg - 1) / neg
         } else {
             0
         };
@@ -152,7 +164,11 @@ pub fn slice(cx: &mut Ctx, n: &Node) -> R<Outs> {
             starts: pos.iter().map(|&a| ranges[a].0).collect(),
             ends: pos
                 .iter()
-                .map(|&a| ranges[a].0 + ranges[a].1 as i64 * ranges[a].2)
+                .map(|&a| {
+                    ranges[a]
+                        .0
+                        .saturating_add((ranges[a].1 as i64).saturating_mul(ranges[a].2))
+                })
                 .collect(),
             steps: pos.iter().map(|&a| ranges[a].2).collect(),
         };
@@ -160,6 +176,9 @@ pub fn slice(cx: &mut Ctx, n: &Node) -> R<Outs> {
     }
     for (a, &(s, count, step)) in ranges.iter().enumerate() {
         if step < 0 {
+            if count > MAX_FOLD_ELEMENTS {
+                return Err(format!("a reversed slice of {count} elements is too large"));
+            }
             let idx: Vec<i64> = (0..count as i64).map(|i| s + i * step).collect();
             let c = cx.constant(Tensor::from_i64(&[count], idx))?;
             y = cx.op(Op::Gather { axis: a as i64 }, &[y, c])?;
@@ -222,10 +241,13 @@ pub fn pad(cx: &mut Ctx, n: &Node) -> R<Outs> {
         let axes: Vec<usize> = (0..r).filter(|&a| pads[a] < 0 || pads[a + r] < 0).collect();
         let op = Op::Slice {
             axes: axes.iter().map(|&a| a as i64).collect(),
-            starts: axes.iter().map(|&a| (-pads[a]).max(0)).collect(),
+            starts: axes
+                .iter()
+                .map(|&a| pads[a].saturating_neg().max(0))
+                .collect(),
             ends: axes
                 .iter()
-                .map(|&a| cur[a] as i64 + pads[a + r].min(0))
+                .map(|&a| (cur[a] as i64).saturating_add(pads[a + r].min(0)))
                 .collect(),
             steps: vec![1; axes.len()],
         };
@@ -236,7 +258,7 @@ pub fn pad(cx: &mut Ctx, n: &Node) -> R<Outs> {
 
 /// The target shape of `Reshape`, `Flatten`, `Squeeze` or `Unsqueeze`.
 fn target_shape(cx: &Ctx, n: &Node, input: &[usize]) -> R<Vec<usize>> {
-    let numel: usize = input.iter().product();
+    let numel = prod(input)?;
     match n.op_type() {
         "Reshape" => {
             let spec = known_ints(cx, n, 1, "shape")?;
@@ -260,7 +282,7 @@ fn target_shape(cx: &Ctx, n: &Node, input: &[usize]) -> R<Vec<usize>> {
                 }
             }
             if let Some(i) = infer {
-                let rest: usize = out.iter().product();
+                let rest = prod(&out)?;
                 if rest == 0 || !numel.is_multiple_of(rest) {
                     return Err(format!(
                         "cannot reshape {input:?} ({numel} elements) to {spec:?}"
@@ -282,10 +304,7 @@ fn target_shape(cx: &Ctx, n: &Node, input: &[usize]) -> R<Vec<usize>> {
                 return Err(format!("flatten axis {a} is out of range for rank {r}"));
             }
             let a = if a < 0 { a + r } else { a } as usize;
-            Ok(vec![
-                input[..a].iter().product(),
-                input[a..].iter().product(),
-            ])
+            Ok(vec![prod(&input[..a])?, prod(&input[a..])?])
         }
         "Squeeze" => {
             let axes = opt_known_ints(cx, n, 1, "axes")?;
