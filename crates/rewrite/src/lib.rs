@@ -364,6 +364,9 @@ fn run(g: &Graph, opts: &Options) -> Result<Outcome, RewriteError> {
                 credited.insert((c, r.clone()));
             }
         }
+        if matches!(chosen, lang::Node::Const(_)) && !originals.values().any(|oc| *oc == c) {
+            continue; // a new constant (folded weights): credited, not listed
+        }
         let before = originals
             .iter()
             .find(|(n, oc)| **oc == c && *n != chosen)
