@@ -39,6 +39,25 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Optimise a graph by equality saturation and print the result in canonical form.
+    Opt {
+        /// The `.sir` file.
+        file: PathBuf,
+        /// Also print the optimiser's report, as `#` comment lines after the graph.
+        #[arg(long)]
+        report: bool,
+        /// Stop saturating at this many e-nodes.
+        #[arg(long)]
+        node_limit: Option<usize>,
+        /// Stop saturating after this many milliseconds.
+        #[arg(long)]
+        time_limit: Option<u64>,
+    },
+    /// Print which rewrites the optimiser keeps for a graph and what each saves.
+    Explain {
+        /// The `.sir` file.
+        file: PathBuf,
+    },
     /// The end-to-end demo on the embedded digits.
     Demo {
         /// Seed for the parameter initialisation.
@@ -88,6 +107,37 @@ fn run(cli: Cli) -> Result<(), String> {
                     Ok(())
                 }
             }
+        }
+        Command::Opt {
+            file,
+            report,
+            node_limit,
+            time_limit,
+        } => {
+            let g = load(&file)?;
+            let mut opts = sinter_rewrite::Options::default();
+            if let Some(n) = node_limit {
+                opts.node_limit = n;
+            }
+            if let Some(ms) = time_limit {
+                opts.time_limit = std::time::Duration::from_millis(ms);
+            }
+            let (opt, r) = sinter_rewrite::optimize(&g, &opts)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            print!("{}", sinter::ir::print(&opt));
+            if report {
+                for line in r.to_string().lines() {
+                    println!("# {line}");
+                }
+            }
+            Ok(())
+        }
+        Command::Explain { file } => {
+            let g = load(&file)?;
+            let text = sinter_rewrite::explain(&g, &sinter_rewrite::Options::default())
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            print!("{text}");
+            Ok(())
         }
         Command::Demo { seed } => {
             print!("{}", sinter::demo::run(seed)?.render());
