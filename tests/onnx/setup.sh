@@ -12,4 +12,5 @@ fi
 # The CPU wheel index is not reachable from every machine: plain PyPI torch (with its CUDA
 # libraries) works, just larger.
 "$venv/bin/pip" install --quiet numpy onnx onnxruntime torch
+case " $* " in *" --large "*) "$venv/bin/pip" install --quiet torchvision ;; esac
 "$venv/bin/python" "$here/make_fixtures.py" "$@"
