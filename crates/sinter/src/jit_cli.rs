@@ -1,0 +1,163 @@
+//! The JIT side of the `sinter` command: `run` through compiled kernels, `compile --emit`,
+//! and `bench`.
+//!
+//! Kept apart from `main.rs` so the command table there stays a list of one-line dispatches.
+
+use sinter::ir::{DType, Graph, Tensor, TensorData, TensorType};
+use sinter_runtime::{CompileOptions, Compiled};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// What `sinter compile --emit` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Emit {
+    /// The loop-nest IR of every kernel.
+    Loops,
+    /// Cranelift IR of every kernel.
+    Clif,
+}
+
+/// Runs `g` through the JIT.
+pub fn run(g: &Graph, feeds: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, String> {
+    let c = Compiled::new(g, CompileOptions::default()).map_err(|e| e.to_string())?;
+    c.run(feeds).map_err(|e| e.to_string())
+}
+
+/// `sinter compile`: the generated code, and compile times with `timings`.
+pub fn compile(g: &Graph, emit: Option<Emit>, timings: bool) -> Result<String, String> {
+    let opts = CompileOptions {
+        keep_clif: emit == Some(Emit::Clif),
+        ..CompileOptions::default()
+    };
+    let c = Compiled::new(g, opts).map_err(|e| e.to_string())?;
+    let mut s = String::new();
+    match emit {
+        Some(Emit::Loops) => s += &c.program.to_string(),
+        Some(Emit::Clif) => {
+            for f in c.clif() {
+                s += f;
+                s += "\n";
+            }
+        }
+        None => {}
+    }
+    if timings {
+        let t = &c.timings;
+        let _ = writeln!(
+            s,
+            "# compile: {:.3} ms total, lowering {:.3} ms, {} kernels",
+            ms(t.total),
+            ms(t.lower),
+            t.kernels.len()
+        );
+        for (name, d) in c.kernel_names().iter().zip(&t.kernels) {
+            let _ = writeln!(s, "#   {name}: {:.3} ms", ms(*d));
+        }
+        let _ = writeln!(
+            s,
+            "# memory: peak {} bytes for {} bytes of intermediates",
+            c.plan.peak_bytes, c.plan.total_bytes
+        );
+    }
+    Ok(s)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// Deterministic inputs for benchmarking: f32 in [-1, 1), i64 zeros, bool false.
+fn bench_input(ty: &TensorType, seed: u64) -> Tensor {
+    let n = ty.numel();
+    let data = match ty.dtype {
+        DType::F32 => TensorData::F32(
+            (0..n as u64)
+                .map(|i| {
+                    let b = sinter::ir::rng::bits(seed, i);
+                    (b >> 40) as f32 / 8_388_608.0 - 1.0
+                })
+                .collect(),
+        ),
+        DType::I64 => TensorData::I64(vec![0; n]),
+        DType::Bool => TensorData::Bool(vec![false; n]),
+    };
+    Tensor::new(&ty.shape, data).expect("sizes follow the type")
+}
+
+/// `sinter bench`: median wall time of whole runs after warm-up, and per-kernel medians.
+pub fn bench(
+    g: &Graph,
+    feeds: HashMap<String, Tensor>,
+    threads: usize,
+    runs: usize,
+    json: bool,
+) -> Result<String, String> {
+    let mut opts = CompileOptions::default();
+    opts.lower.threads = threads.max(1);
+    let c = Compiled::new(g, opts).map_err(|e| e.to_string())?;
+    let mut feeds = feeds;
+    for (i, (name, ty)) in c.inputs().iter().enumerate() {
+        feeds
+            .entry(name.clone())
+            .or_insert_with(|| bench_input(ty, i as u64));
+    }
+    for _ in 0..3 {
+        c.run(&feeds).map_err(|e| e.to_string())?;
+    }
+    let names = c.kernel_names();
+    let mut totals = Vec::with_capacity(runs);
+    let mut per: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); names.len()];
+    for _ in 0..runs.max(1) {
+        let mut t = Vec::new();
+        let t0 = Instant::now();
+        c.run_profiled(&feeds, Some(&mut t))
+            .map_err(|e| e.to_string())?;
+        totals.push(t0.elapsed());
+        for (k, d) in t.into_iter().enumerate() {
+            per[k].push(d);
+        }
+    }
+    let total = median(&mut totals);
+    let kernels: Vec<(String, Duration)> = names
+        .into_iter()
+        .zip(per.iter_mut())
+        .map(|(n, v)| (n, median(v)))
+        .collect();
+    let mut s = String::new();
+    if json {
+        let ks: Vec<String> = kernels
+            .iter()
+            .map(|(n, d)| format!("{{\"name\":\"{n}\",\"median_ms\":{:.6}}}", ms(*d)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "{{\"graph\":\"{}\",\"threads\":{},\"runs\":{},\"median_ms\":{:.6},\"compile_ms\":{:.3},\"peak_bytes\":{},\"intermediate_bytes\":{},\"kernels\":[{}]}}",
+            g.name(),
+            threads,
+            runs,
+            ms(total),
+            ms(c.timings.total),
+            c.plan.peak_bytes,
+            c.plan.total_bytes,
+            ks.join(",")
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "@{}: median {:.3} ms over {runs} runs ({threads} thread(s)); compiled in {:.1} ms",
+            g.name(),
+            ms(total),
+            ms(c.timings.total)
+        );
+        for (n, d) in &kernels {
+            let _ = writeln!(s, "  {:>10.3} ms  {n}", ms(*d));
+        }
+    }
+    Ok(s)
+}
