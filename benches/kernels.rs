@@ -23,11 +23,18 @@ fn inputs(g: &Graph) -> HashMap<String, Tensor> {
             let ty = g.ty(v);
             let n = ty.numel();
             let data = match ty.dtype {
-                DType::F32 => TensorData::F32((0..n).map(|i| ((i * 7919) % 2003) as f32 / 1001.5 - 1.0).collect()),
+                DType::F32 => TensorData::F32(
+                    (0..n)
+                        .map(|i| ((i * 7919) % 2003) as f32 / 1001.5 - 1.0)
+                        .collect(),
+                ),
                 DType::I64 => TensorData::I64(vec![0; n]),
                 DType::Bool => TensorData::Bool(vec![false; n]),
             };
-            (g.value_name(v).to_string(), Tensor::new(&ty.shape, data).unwrap())
+            (
+                g.value_name(v).to_string(),
+                Tensor::new(&ty.shape, data).unwrap(),
+            )
         })
         .collect()
 }
@@ -74,19 +81,41 @@ fn elementwise(c: &mut Criterion) {
            %a = mul(%x, %b) %s = add(%a, %x) %r = relu(%s) %m = max(%r, %b) %y = mul(%m, %x)
            output %y }}"
     );
-    bench_graph(c, "elementwise_chain5_4M", &src, false, Throughput::Bytes(12 * n as u64));
-    let src = format!(
-        "graph @sig {{ input %x: f32[{n}]  %s = sigmoid(%x)  output %s }}"
+    bench_graph(
+        c,
+        "elementwise_chain5_4M",
+        &src,
+        false,
+        Throughput::Bytes(12 * n as u64),
     );
-    bench_graph(c, "sigmoid_fast_4M", &src, true, Throughput::Bytes(8 * n as u64));
+    let src = format!("graph @sig {{ input %x: f32[{n}]  %s = sigmoid(%x)  output %s }}");
+    bench_graph(
+        c,
+        "sigmoid_fast_4M",
+        &src,
+        true,
+        Throughput::Bytes(8 * n as u64),
+    );
 }
 
 fn softmax_pool(c: &mut Criterion) {
     let src = "graph @sm { input %x: f32[256,1000]  %s = softmax(%x)  output %s }";
-    bench_graph(c, "softmax_256x1000", src, true, Throughput::Bytes(8 * 256 * 1000));
+    bench_graph(
+        c,
+        "softmax_256x1000",
+        src,
+        true,
+        Throughput::Bytes(8 * 256 * 1000),
+    );
     let src = "graph @mp { input %x: f32[1,64,112,112]
         %p = max_pool2d(%x) {kernel=[3, 3], stride=[2, 2], pad=[1, 1, 1, 1]}  output %p }";
-    bench_graph(c, "maxpool3x3s2_64x112x112", src, false, Throughput::Bytes(4 * 64 * 112 * 112));
+    bench_graph(
+        c,
+        "maxpool3x3s2_64x112x112",
+        src,
+        false,
+        Throughput::Bytes(4 * 64 * 112 * 112),
+    );
 }
 
 fn conv(c: &mut Criterion) {
@@ -109,7 +138,13 @@ fn conv(c: &mut Criterion) {
     let src = "graph @cbr { input %x: f32[1,64,56,56]  input %w: f32[64,64,3,3]  input %b: f32[64]
         %y = conv2d(%x, %w, %b) {pad=[1, 1, 1, 1]}  %r = relu(%y)  output %r }";
     let flops = 2 * 64 * 56 * 56 * 64 * 9;
-    bench_graph(c, "conv3x3_bias_relu_64x56x56", src, false, Throughput::Elements(flops as u64));
+    bench_graph(
+        c,
+        "conv3x3_bias_relu_64x56x56",
+        src,
+        false,
+        Throughput::Elements(flops as u64),
+    );
 }
 
 fn lenet(c: &mut Criterion) {

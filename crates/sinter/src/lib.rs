@@ -8,6 +8,8 @@
 pub mod demo;
 pub mod digits;
 pub mod npz;
+pub mod train;
 
+pub use sinter_autodiff as autodiff;
 pub use sinter_interp as interp;
 pub use sinter_ir as ir;

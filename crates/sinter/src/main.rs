@@ -1,5 +1,7 @@
 //! The `sinter` command: check, print and run graphs in the `.sir` text format.
 
+mod jit_cli;
+
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,7 +29,7 @@ enum Command {
         /// The `.sir` file.
         file: PathBuf,
     },
-    /// Run a graph on the reference interpreter.
+    /// Run a graph: JIT-compiled by default, or on the reference interpreter with `--interp`.
     Run {
         /// The `.sir` file.
         file: PathBuf,
@@ -38,6 +40,37 @@ enum Command {
         /// each output's type and first values are printed.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Run on the reference interpreter (the oracle) instead of the JIT.
+        #[arg(long)]
+        interp: bool,
+    },
+    /// JIT-compile a graph and show what was generated.
+    Compile {
+        /// The `.sir` file.
+        file: PathBuf,
+        /// Print the loop-nest IR (`loops`) or Cranelift IR (`clif`) of every kernel.
+        #[arg(long, value_enum)]
+        emit: Option<jit_cli::Emit>,
+        /// Print compile times per kernel and the memory plan.
+        #[arg(long)]
+        timings: bool,
+    },
+    /// Time a JIT-compiled graph: median of repeated runs after warm-up, per-kernel times.
+    Bench {
+        /// The `.sir` file.
+        file: PathBuf,
+        /// Inputs (`.npz`); inputs not given are filled deterministically.
+        #[arg(long)]
+        inputs: Option<PathBuf>,
+        /// Threads for the GEMM driver.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Timed runs.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Optimise a graph by equality saturation and print the result in canonical form.
     Opt {
@@ -60,9 +93,32 @@ enum Command {
     },
     /// The end-to-end demo on the embedded digits.
     Demo {
-        /// Seed for the parameter initialisation.
+        /// Seed of the initialisation and the shuffle.
         #[arg(long, default_value_t = 0)]
         seed: i64,
+        /// Passes over the training digits.
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+    },
+    /// Train a graph on the embedded digits (inputs `x`, `labels`; scalar output `loss`).
+    Train {
+        /// The `.sir` file.
+        file: PathBuf,
+        /// Passes over the training digits.
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// Peak learning rate (cosine decay).
+        #[arg(long, default_value_t = 1e-2)]
+        lr: f32,
+        /// `adam` or `sgd`.
+        #[arg(long, default_value = "adam")]
+        optimizer: String,
+        /// Seed of the initialisation and the shuffle.
+        #[arg(long, default_value_t = 0)]
+        seed: i64,
+        /// Save the trained parameters to this safetensors file.
+        #[arg(long)]
+        save: Option<PathBuf>,
     },
 }
 
@@ -86,7 +142,12 @@ fn run(cli: Cli) -> Result<(), String> {
             print!("{}", sinter::ir::print(&load(&file)?));
             Ok(())
         }
-        Command::Run { file, inputs, out } => {
+        Command::Run {
+            file,
+            inputs,
+            out,
+            interp,
+        } => {
             let g = load(&file)?;
             let feeds = match inputs {
                 Some(p) => sinter::npz::read_npz(&p)
@@ -95,8 +156,12 @@ fn run(cli: Cli) -> Result<(), String> {
                     .collect(),
                 None => Default::default(),
             };
-            let outs =
-                sinter::interp::run(&g, &feeds).map_err(|e| format!("{}: {e}", file.display()))?;
+            let outs = if interp {
+                sinter::interp::run(&g, &feeds).map_err(|e| e.to_string())
+            } else {
+                jit_cli::run(&g, &feeds)
+            }
+            .map_err(|e| format!("{}: {e}", file.display()))?;
             match out {
                 Some(p) => sinter::npz::write_npz(&p, outs.iter().map(|(n, t)| (n.as_str(), t)))
                     .map_err(|e| e.to_string()),
@@ -139,8 +204,64 @@ fn run(cli: Cli) -> Result<(), String> {
             print!("{text}");
             Ok(())
         }
-        Command::Demo { seed } => {
-            print!("{}", sinter::demo::run(seed)?.render());
+        Command::Compile {
+            file,
+            emit,
+            timings,
+        } => {
+            let g = load(&file)?;
+            let s = jit_cli::compile(&g, emit, timings)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            print!("{s}");
+            Ok(())
+        }
+        Command::Bench {
+            file,
+            inputs,
+            threads,
+            runs,
+            json,
+        } => {
+            let g = load(&file)?;
+            let feeds = match inputs {
+                Some(p) => sinter::npz::read_npz(&p)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .collect(),
+                None => Default::default(),
+            };
+            let s = jit_cli::bench(&g, feeds, threads, runs, json)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            print!("{s}");
+            Ok(())
+        }
+        Command::Demo { seed, epochs } => {
+            let opts = sinter::train::TrainOptions {
+                seed,
+                epochs,
+                ..Default::default()
+            };
+            print!("{}", sinter::demo::run(&opts)?);
+            Ok(())
+        }
+        Command::Train {
+            file,
+            epochs,
+            lr,
+            optimizer,
+            seed,
+            save,
+        } => {
+            let g = load(&file)?;
+            let opts = sinter::train::TrainOptions {
+                epochs,
+                lr,
+                optimizer,
+                seed,
+                save,
+                progress: true,
+            };
+            print!("{}", sinter::train::train_digits(&g, &opts)?.render());
             Ok(())
         }
     }
