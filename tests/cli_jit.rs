@@ -47,7 +47,10 @@ fn run_reports_data_errors() {
         let out = sinter(&a);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = text(&out.stderr);
-        assert!(err.contains("gather") && err.contains("out of range"), "{args:?}: {err}");
+        assert!(
+            err.contains("gather") && err.contains("out of range"),
+            "{args:?}: {err}"
+        );
     }
 }
 
