@@ -1,4 +1,5 @@
-//! The `sinter` command: check, print and run graphs in the `.sir` text format.
+//! The `sinter` command: check, print, optimise, compile, run, benchmark and train graphs given
+//! in the `.sir` text format or as `.onnx` models.
 
 mod jit_cli;
 
@@ -15,6 +16,21 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// ONNX only: fix an input's shape, e.g. `--shape x=1x3x224x224` (repeatable; a scalar
+    /// is `name=`). Needed when the model has a dynamic dimension.
+    #[arg(long, global = true, value_name = "NAME=DIMS", value_parser = sinter_import_onnx::parse_shape_option)]
+    shape: Vec<(String, Vec<usize>)>,
+    /// ONNX only: float initializers become trainable parameters (inputs fed by name)
+    /// instead of constants.
+    #[arg(long, global = true)]
+    trainable: bool,
+}
+
+/// How `.onnx` files are imported (the global `--shape` and `--trainable` options).
+#[derive(Clone, Debug, Default)]
+struct LoadOptions {
+    shapes: Vec<(String, Vec<usize>)>,
+    trainable: bool,
 }
 
 #[derive(Subcommand)]
@@ -122,20 +138,34 @@ enum Command {
     },
 }
 
-fn load(file: &Path) -> Result<sinter::ir::Graph, String> {
+fn load(file: &Path, lo: &LoadOptions) -> Result<sinter::ir::Graph, String> {
     if file
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
     {
-        let options = sinter_import_onnx::ImportOptions::default();
+        let options = sinter_import_onnx::ImportOptions {
+            shapes: lo.shapes.iter().cloned().collect(),
+            trainable: lo.trainable,
+        };
         return sinter_import_onnx::import_file(file, &options)
             .map_err(|e| format!("{}: {e}", file.display()));
+    }
+    if !lo.shapes.is_empty() || lo.trainable {
+        return Err(format!(
+            "{}: --shape and --trainable apply to .onnx models only (a .sir file states its types)",
+            file.display()
+        ));
     }
     let src = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     sinter::ir::parse(&src).map_err(|e| format!("{}:{e}", file.display()))
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    let lo = LoadOptions {
+        shapes: cli.shape,
+        trainable: cli.trainable,
+    };
+    let load = |file: &Path| load(file, &lo);
     match cli.command {
         Command::Check { file } => load(&file).map(|_| ()),
         Command::Print { file } => {
