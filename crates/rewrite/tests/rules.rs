@@ -20,6 +20,10 @@ fn every_rule_passes_its_random_instances() {
         match check_rule(rule, INSTANCES) {
             Ok(c) => {
                 assert!(c.comparisons > 0, "{}: nothing compared", rule.name);
+                println!(
+                    "{}: {} applications, {} comparisons (tolerance {})",
+                    rule.name, c.applications, c.comparisons, rule.tolerance
+                );
                 comparisons += c.comparisons;
             }
             Err(e) => failures.push(e),
