@@ -9,6 +9,9 @@ use sinter_rewrite::verify::compare;
 use sinter_rewrite::{Options, optimize};
 use std::path::PathBuf;
 
+mod common;
+use common::abbreviate;
+
 fn files() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/filetests/rewrite");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -24,26 +27,6 @@ fn files() -> Vec<PathBuf> {
 fn load(p: &PathBuf) -> sinter_ir::Graph {
     let src = std::fs::read_to_string(p).unwrap();
     parse(&src).unwrap_or_else(|e| panic!("{}:{e}", p.display()))
-}
-
-/// Constant literals longer than 8 elements become `[... N values]`.
-fn abbreviate(text: &str) -> String {
-    text.lines()
-        .map(
-            |l| match (l.trim_start().starts_with("const "), l.find(" = [")) {
-                (true, Some(i)) => {
-                    let n = l[i..].matches(',').count() + 1;
-                    if n > 8 {
-                        format!("{} = [... {n} values]", &l[..i])
-                    } else {
-                        l.to_string()
-                    }
-                }
-                _ => l.to_string(),
-            },
-        )
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[test]

@@ -17,6 +17,7 @@
 //! generator of random instances, and [`crate::verify`] checks it on the interpreter.
 
 pub mod algebra;
+pub mod backward;
 pub mod bn_fold;
 pub mod bottleneck;
 pub mod fusion;
@@ -85,6 +86,7 @@ impl std::fmt::Debug for Rule {
 pub fn all() -> Vec<&'static Rule> {
     let mut v: Vec<&'static Rule> = Vec::new();
     v.extend(algebra::RULES.iter());
+    v.extend(backward::RULES.iter());
     v.extend(bn_fold::RULES.iter());
     v.extend(bottleneck::RULES.iter());
     v.extend(fusion::RULES.iter());
