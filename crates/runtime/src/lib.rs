@@ -5,7 +5,8 @@
 //! against the graph's inputs (name, dtype, shape), binds them, runs the kernels in order over
 //! one arena and copies the outputs out. Data errors detected by generated checks (a gather
 //! index out of range) and, in bounds-checked mode, out-of-bounds accesses come back as
-//! [`RunError`], never as undefined behaviour.
+//! [`RunError`], never as undefined behaviour. [`Jit`] ([`mod@train`]) makes this the backend
+//! of `sinter_autodiff::Trainer`, so that training steps run as compiled code.
 
 // Unsafe is needed for exactly one thing: calling JIT-compiled kernels with a table of raw
 // buffer addresses (`run`). The runtime builds that table itself from buffers whose sizes it
@@ -13,6 +14,7 @@
 #![allow(unsafe_code)]
 
 pub mod plan;
+pub mod train;
 
 use sinter_ir::{DType, Graph, NodeKind, Tensor, TensorData, TensorType, Value};
 use sinter_lower::{LowerOptions, Program};
@@ -20,6 +22,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 pub use sinter_jit::Options as JitOptions;
+pub use train::Jit;
 
 /// Compile-time options.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
