@@ -310,11 +310,13 @@ pub fn emit(
             }
         }
     }
-    // Outputs; a value listed twice (two outputs proved equal) gets a free reshape copy.
+    // Outputs; a value listed twice (two outputs proved equal), or one that would otherwise
+    // change its name (an output proved equal to a graph input, whose name is fixed), gets a
+    // free reshape copy under the output's name.
     let mut outs: Vec<Value> = Vec::new();
     for (r, oname) in roots.iter().zip(output_names) {
         let mut v = *val.get(r).ok_or(RewriteError::Cycle)?;
-        if outs.contains(&v) {
+        if outs.contains(&v) || g.value_name(v) != oname {
             let shape = g.ty(v).shape.iter().map(|&d| d as i64).collect();
             let n = if taken.contains(oname) && g.find(oname).is_none() {
                 oname.clone()
