@@ -13,11 +13,11 @@
 //!    if both pieces use it) is invisible to step 1, so each alternative e-node of each chosen
 //!    class is tried in turn; after switching, every chosen class is re-chosen once by its
 //!    marginal cost given what the graph already contains, and the switch is kept if the true
-//!    DAG cost ([`dag_cost`]) went down. That finds the merges the cost model favours.
+//!    DAG cost ([`dag_cost`]) went down (the switch alone is tried too: re-choosing can close
+//!    a cycle that the switch alone does not). That finds the merges the cost model favours.
 //!
 //! [`dag_cost`] walks the chosen graph from the roots and fails on a cycle, so no extracted
-//! graph ever contains one; the exact alternative is egg's ILP `LpExtractor`, which needs an
-//! LP solver crate (not wired in; see the crate docs).
+//! graph ever contains one. The exact alternative is [`crate::ilp`] (cargo feature `ilp`).
 
 use crate::analysis::EG;
 use crate::cost::node_cost;
@@ -185,11 +185,12 @@ fn improve(eg: &EG, mut choices: Choices, totals: &HashMap<Id, f64>, roots: &[Id
                 if choices.get(&class) == Some(alt) {
                     continue;
                 }
-                let mut trial = choices.clone();
-                trial.insert(class, alt.clone());
-                let Some(present) = reachable(eg, &trial, roots) else {
+                let mut plain = choices.clone();
+                plain.insert(class, alt.clone());
+                let Some(present) = reachable(eg, &plain, roots) else {
                     continue;
                 };
+                let mut trial = plain.clone();
                 let present: HashSet<Id> = present.into_iter().collect();
                 // Re-choose every present class by marginal cost.
                 for &c in &present {
@@ -220,7 +221,13 @@ fn improve(eg: &EG, mut choices: Choices, totals: &HashMap<Id, f64>, roots: &[Id
                         trial.insert(c, p);
                     }
                 }
-                if let Some(t) = dag_cost(eg, &trial, roots)
+                // The re-chosen trial can close a cycle that the switch alone does not; keep
+                // whichever of the two is acyclic and cheaper.
+                let best = [trial, plain]
+                    .into_iter()
+                    .filter_map(|t| dag_cost(eg, &t, roots).map(|c| (c, t)))
+                    .min_by(|a, b| a.0.total_cmp(&b.0));
+                if let Some((t, trial)) = best
                     && t < cost - 1e-6
                 {
                     cost = t;

@@ -22,13 +22,17 @@
 //! `fused_linear` op (or `conv2d`/`gemm` with an `act` attribute: none, relu, sigmoid, tanh,
 //! leaky_relu{alpha}, prelu with the slope as an extra input).
 //!
-//! **Exact extraction.** egg's `LpExtractor` needs `good_lp` with a solver; only CBC (a C
-//! library) was at hand offline, so the `ilp` feature is not provided.
+//! **Exact extraction.** With the cargo feature `ilp`, [`Options::exact`] replaces the greedy
+//! extractor by an integer linear program solved with `good_lp`'s pure-Rust `microlp` backend
+//! ([`ilp`]; egg's own `LpExtractor` cannot be built without the CBC C library). The greedy
+//! choice is the solver's starting point, so the exact extraction is never worse.
 
 pub mod analysis;
 pub mod convert;
 pub mod cost;
 pub mod extract;
+#[cfg(feature = "ilp")]
+pub mod ilp;
 pub mod lang;
 pub mod rules;
 pub mod verify;
@@ -53,6 +57,9 @@ pub enum RewriteError {
     /// Writing the extracted graph failed (a bug in a rule or in the writer).
     #[error("writing the optimised graph: {0}")]
     Emit(String),
+    /// Exact extraction was asked for but is not available or failed.
+    #[error("exact extraction: {0}")]
+    Exact(String),
 }
 
 /// Optimiser settings. The defaults keep each seed model well under a second.
@@ -70,6 +77,9 @@ pub struct Options {
     pub fold_limit: usize,
     /// Only the rules with these names (all when `None`).
     pub rules: Option<Vec<String>>,
+    /// Extract exactly by integer linear programming, stopping the solver after this long
+    /// (needs the cargo feature `ilp`; see [`ilp`]). `None`: the greedy DAG-aware extractor.
+    pub exact: Option<Duration>,
 }
 
 impl Default for Options {
@@ -81,6 +91,7 @@ impl Default for Options {
             freeze: HashMap::new(),
             fold_limit: 1 << 22,
             rules: None,
+            exact: None,
         }
     }
 }
@@ -112,6 +123,9 @@ pub struct Report {
     pub cost_after: f64,
     /// The fused linear + activation groups of the result.
     pub fusions: Vec<FusionGroup>,
+    /// How the graph was extracted: `None` for the greedy extractor, `Some(true)` for an exact
+    /// extraction proved optimal, `Some(false)` for one stopped by its time limit.
+    pub exact: Option<bool>,
 }
 
 impl Report {
@@ -156,6 +170,11 @@ impl Report {
         );
         for f in &self.fusions {
             let _ = writeln!(s, "fused: %{} -> %{}", f.linear, f.act);
+        }
+        match self.exact {
+            Some(true) => s.push_str("extraction: exact (ILP), optimal\n"),
+            Some(false) => s.push_str("extraction: exact (ILP), stopped by its time limit\n"),
+            None => {}
         }
         s
     }
@@ -263,6 +282,24 @@ fn saturate(
     runner.egraph
 }
 
+#[cfg(feature = "ilp")]
+fn exact(eg: &EG, roots: &[Id], limit: Duration) -> Result<(extract::Choices, bool), RewriteError> {
+    let e = ilp::extract(eg, roots, limit)
+        .ok_or_else(|| RewriteError::Exact("the solver found no solution".to_string()))?;
+    Ok((e.choices, e.optimal))
+}
+
+#[cfg(not(feature = "ilp"))]
+fn exact(
+    _eg: &EG,
+    _roots: &[Id],
+    _limit: Duration,
+) -> Result<(extract::Choices, bool), RewriteError> {
+    Err(RewriteError::Exact(
+        "sinter-rewrite was built without the `ilp` feature".to_string(),
+    ))
+}
+
 fn canon(eg: &EG, n: &lang::Node) -> lang::Node {
     n.clone().map_children(|c| eg.find(c))
 }
@@ -282,6 +319,7 @@ fn run(g: &Graph, opts: &Options) -> Result<Outcome, RewriteError> {
         cost_before: graph_cost(g),
         cost_after: 0.0,
         fusions: Vec::new(),
+        exact: None,
     };
     let all = rule_set(opts);
     let first: Vec<&'static rules::Rule> = all
@@ -299,7 +337,14 @@ fn run(g: &Graph, opts: &Options) -> Result<Outcome, RewriteError> {
     let roots: Vec<Id> = loaded.roots.iter().map(|&r| eg.find(r)).collect();
     let mut wanted = roots.clone();
     wanted.extend(loaded.inputs.iter().map(|i| eg.find(i.0)));
-    let choices = extract::extract(&eg, &wanted).ok_or(RewriteError::Cycle)?;
+    let choices = match opts.exact {
+        None => extract::extract(&eg, &wanted).ok_or(RewriteError::Cycle)?,
+        Some(limit) => {
+            let (choices, optimal) = exact(&eg, &wanted, limit)?;
+            report.exact = Some(optimal);
+            choices
+        }
+    };
     report.cost_after = extract::dag_cost(&eg, &choices, &roots).ok_or(RewriteError::Cycle)?;
     let (graph, fusions) =
         convert::emit(&loaded, &loaded.roots, &loaded.output_names, &eg, &choices)?;
