@@ -248,6 +248,17 @@ def torch_nets(rng):
     export("net_autoencoder", AutoEncoder(), [rand(rng, 2, 1, 16, 16)], ["x"], ["y"])
     export("net_dcgan_generator", Generator(), [rand(rng, 2, 16, 1, 1)], ["z"], ["image"])
     export("net_dcgan_discriminator", Discriminator(), [rand(rng, 2, 3, 32, 32)], ["x"], ["p"])
+
+    # A dynamic batch (`dim_param` "batch"), which the importer needs fixed by --shape. Own
+    # seeds, so adding it changed none of the fixtures above.
+    torch.manual_seed(1)
+    x = rand(np.random.default_rng(1), 3, 1, 28, 28)
+    f = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(LeNet5().eval(), (torch.from_numpy(x),), f, opset_version=17, dynamo=False,
+                          do_constant_folding=False, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    save("dyn_lenet5", f.getvalue(), {"x": x})
     return export
 
 

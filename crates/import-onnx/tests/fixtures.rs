@@ -5,13 +5,13 @@
 
 mod common;
 
-use common::{compare, fixture_names, fixtures, read_npz};
-use sinter_import_onnx::{ImportOptions, import_file, ir_name};
+use common::{compare, fixture_names, fixtures, import_options, read_npz};
+use sinter_import_onnx::{import_file, ir_name};
 
 /// Imports and runs one fixture; `Err` says what differs.
 fn check(name: &str) -> Result<usize, String> {
     let dir = fixtures();
-    let g = import_file(&dir.join(format!("{name}.onnx")), &ImportOptions::default())
+    let g = import_file(&dir.join(format!("{name}.onnx")), &import_options(name))
         .map_err(|e| format!("import: {e}"))?;
     g.verify().map_err(|e| format!("verify: {e}"))?;
     let inputs = read_npz(&dir.join(format!("{name}.inputs.npz")))

@@ -89,3 +89,16 @@ pub fn compare(got: &Tensor, want: &Tensor) -> Result<(), String> {
         _ => Err(format!("got {}, want {}", got.ty(), want.ty())),
     }
 }
+
+/// How the every-fixture tests import fixture `name`: `dyn_*` models have a dynamic batch,
+/// fixed (as `--shape` would) to the shapes of their reference inputs; the others need no
+/// options.
+pub fn import_options(name: &str) -> sinter_import_onnx::ImportOptions {
+    let mut opts = sinter_import_onnx::ImportOptions::default();
+    if name.starts_with("dyn_") {
+        for (k, t) in read_npz(&fixtures().join(format!("{name}.inputs.npz"))) {
+            opts.shapes.insert(k, t.shape().to_vec());
+        }
+    }
+    opts
+}
