@@ -225,7 +225,23 @@ impl<'b> Emitter<'_, 'b> {
             i(self, g.c.cs),
             i(self, g.threads.max(1) as i64),
         ];
-        let f = self.func_ref(Extern::Sgemm);
+        if g.epilogue.is_empty() {
+            let f = self.func_ref(Extern::Sgemm);
+            self.b.ins().call(f, &args);
+            return;
+        }
+        let (bias, rs, cs) = match &g.epilogue.bias {
+            Some(b) => (self.mat_addr(b, g.m, g.n), b.rs, b.cs),
+            None => (i(self, 0), 0, 0),
+        };
+        let mut args = args.to_vec();
+        args.extend([
+            bias,
+            i(self, rs),
+            i(self, cs),
+            self.b.ins().iconst(types::I8, i64::from(g.epilogue.relu)),
+        ]);
+        let f = self.func_ref(Extern::SgemmEpilogue);
         self.b.ins().call(f, &args);
     }
 

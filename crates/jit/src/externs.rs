@@ -21,17 +21,21 @@ pub enum Extern {
     Pow,
     /// `sinter_microkernels::ffi::sinter_sgemm_threaded`: the GEMM driver.
     Sgemm,
+    /// `sinter_microkernels::ffi::sinter_sgemm_epilogue`: the GEMM driver with a bias and
+    /// ReLU applied per tile.
+    SgemmEpilogue,
 }
 
 impl Extern {
     /// Every import.
-    pub const ALL: [Extern; 6] = [
+    pub const ALL: [Extern; 7] = [
         Extern::Exp,
         Extern::Ln,
         Extern::Tanh,
         Extern::Cos,
         Extern::Pow,
         Extern::Sgemm,
+        Extern::SgemmEpilogue,
     ];
 
     /// Symbol name.
@@ -43,6 +47,7 @@ impl Extern {
             Extern::Cos => "sinter_cosf",
             Extern::Pow => "sinter_powf",
             Extern::Sgemm => "sinter_sgemm_threaded",
+            Extern::SgemmEpilogue => "sinter_sgemm_epilogue",
         }
     }
 
@@ -55,6 +60,31 @@ impl Extern {
             Extern::Sgemm => (
                 vec![
                     I64, I64, I64, F32, I64, I64, I64, I64, I64, I64, F32, I64, I64, I64, I64,
+                ],
+                vec![],
+            ),
+            // ... threads, bias, bias_rs, bias_cs, relu
+            Extern::SgemmEpilogue => (
+                vec![
+                    I64,
+                    I64,
+                    I64,
+                    F32,
+                    I64,
+                    I64,
+                    I64,
+                    I64,
+                    I64,
+                    I64,
+                    F32,
+                    I64,
+                    I64,
+                    I64,
+                    I64,
+                    I64,
+                    I64,
+                    I64,
+                    types::I8,
                 ],
                 vec![],
             ),
@@ -71,6 +101,7 @@ impl Extern {
             Extern::Cos => sinter_cosf as *const u8,
             Extern::Pow => sinter_powf as *const u8,
             Extern::Sgemm => sinter_microkernels::ffi::sinter_sgemm_threaded as *const u8,
+            Extern::SgemmEpilogue => sinter_microkernels::ffi::sinter_sgemm_epilogue as *const u8,
         }
     }
 }

@@ -58,17 +58,31 @@ impl fmt::Display for Program {
 /// Lowers every op node that a graph output depends on. Chains of elementwise ops (unary,
 /// binary, compare, `select`, `cast`) whose intermediate values have one reader of the same
 /// shape are fused into one kernel: one loop, each intermediate a scalar variable, so the chain
-/// reads its inputs and writes its result once instead of once per op.
+/// reads its inputs and writes its result once instead of once per op. A relu that is the only
+/// reader of a conv2d, gemm or matmul runs in that op's GEMM epilogue (with its bias), tile by
+/// tile while the tile is in L1.
 pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerError> {
     let live = graph.live_nodes();
     let nodes = graph.nodes();
-    let fused = fusable(graph, &live, opt);
+    let relu_of = epilogue_relus(graph, &live, opt);
+    let mut fused = fusable(graph, &live, opt);
+    for &r in relu_of.iter().flatten() {
+        // Written by its producer's kernel, so it must be stored, not fused into its reader.
+        fused[r] = false;
+    }
+    let absorbed: Vec<bool> = {
+        let mut a = vec![false; nodes.len()];
+        for &r in relu_of.iter().flatten() {
+            a[r] = true;
+        }
+        a
+    };
     let mut steps = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         let NodeKind::Op(op) = &node.kind else {
             continue;
         };
-        if !live[i] || fused[i] {
+        if !live[i] || fused[i] || absorbed[i] {
             continue;
         }
         let has_fused_producer = node.inputs.iter().any(|v| fused[v.node.index()]);
@@ -84,6 +98,10 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
             .map(|&v| graph.value_name(v).to_string())
             .collect();
         names.extend(node.outputs.iter().map(|o| o.name.clone()));
+        if let Some(r) = relu_of[i] {
+            // The kernel writes the relu's value; its own is never stored.
+            names[node.inputs.len()] = nodes[r].outputs[0].name.clone();
+        }
         let mut kernel =
             lower_op(op, &in_tys, &out_tys, &names, opt).map_err(|message| LowerError {
                 location: graph.describe(
@@ -103,9 +121,75 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
             node: sinter_ir::NodeId(i as u32),
             output: k as u32,
         }));
+        if let Some(r) = relu_of[i] {
+            set_epilogue_relu(&mut kernel.body);
+            kernel.name = format!("{}_relu_{}", op.name(), nodes[r].outputs[0].name);
+            args[node.inputs.len()] = Value {
+                node: sinter_ir::NodeId(r as u32),
+                output: 0,
+            };
+        }
         steps.push(Step { kernel, args });
     }
     Ok(Program { steps })
+}
+
+/// `relu_of[p] = Some(r)`: node `r` is a relu whose input is the only use of the output of
+/// node `p`, a conv2d, gemm or matmul lowered to GEMM calls; the relu then runs in the GEMM
+/// driver's epilogue ([`loops::GemmEpilogue`]) and `p`'s own output is never stored.
+fn epilogue_relus(graph: &Graph, live: &[bool], opt: LowerOptions) -> Vec<Option<usize>> {
+    let nodes = graph.nodes();
+    let mut relu_of = vec![None; nodes.len()];
+    if !opt.microkernels {
+        return relu_of;
+    }
+    let mut uses = vec![0usize; nodes.len()];
+    for (_, n) in nodes.iter().enumerate().filter(|(i, _)| live[*i]) {
+        for v in &n.inputs {
+            uses[v.node.index()] += 1;
+        }
+    }
+    for v in graph.outputs() {
+        uses[v.node.index()] += 2;
+    }
+    for (r, n) in nodes.iter().enumerate() {
+        if !live[r] || !matches!(n.op(), Some(sinter_ir::Op::Relu {})) {
+            continue;
+        }
+        let p = n.inputs[0].node.index();
+        let producer = &nodes[p];
+        let gemm_op = matches!(
+            producer.op(),
+            Some(
+                sinter_ir::Op::Conv2d { .. }
+                    | sinter_ir::Op::Gemm { .. }
+                    | sinter_ir::Op::Matmul {}
+            )
+        );
+        if gemm_op
+            && uses[p] == 1
+            && producer.outputs.len() == 1
+            && producer.outputs[0].ty == n.outputs[0].ty
+        {
+            relu_of[p] = Some(r);
+        }
+    }
+    relu_of
+}
+
+/// Turns on the relu of every GEMM call in `body`.
+fn set_epilogue_relu(body: &mut [loops::Stmt]) {
+    for s in body {
+        match s {
+            loops::Stmt::Gemm(g) => g.epilogue.relu = true,
+            loops::Stmt::For { body, .. } => set_epilogue_relu(body),
+            loops::Stmt::If(_, a, b) => {
+                set_epilogue_relu(a);
+                set_epilogue_relu(b);
+            }
+            loops::Stmt::Set(..) | loops::Stmt::Store(..) | loops::Stmt::Check(..) => {}
+        }
+    }
 }
 
 /// Whether node `i` is an elementwise op.

@@ -228,6 +228,26 @@ pub struct GemmCall {
     pub c: MatArg,
     /// Threads the driver may use.
     pub threads: usize,
+    /// Applied to C after the product, tile by tile.
+    pub epilogue: GemmEpilogue,
+}
+
+/// What the GEMM driver applies to each tile of C after its last `k` slice, while the tile is
+/// in L1 (`sinter_microkernels::Epilogue`): a layer's bias and ReLU without a pass over C.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GemmEpilogue {
+    /// `c(i, j) += bias(i, j)`, a [`MatArg`] with one zero stride: a bias per row (`cs == 0`)
+    /// or per column (`rs == 0`).
+    pub bias: Option<MatArg>,
+    /// Then `c = 0` where `c < 0` (the IR's relu: NaN passes).
+    pub relu: bool,
+}
+
+impl GemmEpilogue {
+    /// Whether there is nothing to apply.
+    pub fn is_empty(&self) -> bool {
+        self.bias.is_none() && !self.relu
+    }
 }
 
 /// A buffer parameter: name (for printing and errors), element type and length.
@@ -519,7 +539,7 @@ fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'
                         a.cs
                     )
                 };
-                writeln!(
+                write!(
                     f,
                     "{pad}gemm m={} n={} k={} alpha={:?} beta={:?} A={} B={} C={} threads={}",
                     g.m,
@@ -531,7 +551,14 @@ fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'
                     m(&g.b),
                     m(&g.c),
                     g.threads
-                )?
+                )?;
+                if let Some(b) = &g.epilogue.bias {
+                    write!(f, " bias={}", m(b))?;
+                }
+                if g.epilogue.relu {
+                    write!(f, " relu")?;
+                }
+                writeln!(f)?
             }
             Stmt::Check(c, code) => writeln!(
                 f,

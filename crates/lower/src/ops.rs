@@ -9,7 +9,8 @@
 //! Buffer convention: the kernel's buffers are the op's inputs in order, then its outputs.
 
 use crate::loops::{
-    BinOp, Buf, Expr, GemmCall, Kernel, MatArg, Stmt, Ty, UnOp, Var, bin, load, select, un,
+    BinOp, Buf, Expr, GemmCall, GemmEpilogue, Kernel, MatArg, Stmt, Ty, UnOp, Var, bin, load,
+    select, un,
 };
 use sinter_ir::infer::{norm_axes, norm_axis, slice_bounds};
 use sinter_ir::types::strides;
@@ -1052,6 +1053,7 @@ fn gemm_matmul(
             b: mat(ib[1], pb * c(kk * n), n, 1),
             c: mat(o, po * c(m * n), n, 1),
             threads,
+            epilogue: GemmEpilogue::default(),
         }))]
     });
     k.body.extend(s);
@@ -1070,7 +1072,18 @@ fn gemm_gemm(
 ) {
     let (m, n) = (out.shape[0], out.shape[1]);
     let kk = if ta { ins[0].shape[0] } else { ins[0].shape[1] };
+    let mut epilogue = GemmEpilogue::default();
     let beta = match ins.get(2) {
+        // With beta 1, C (broadcast) is the driver's bias: added per tile, no copy.
+        Some(ct) if beta == 1.0 => {
+            let cs: Vec<usize> = std::iter::repeat_n(1, 2 - ct.rank().min(2))
+                .chain(ct.shape.iter().copied())
+                .collect();
+            let rs = if cs[0] == 1 { 0 } else { cs[1] };
+            let cstride = usize::from(cs[1] != 1);
+            epilogue.bias = Some(mat(ib[2], Expr::I(0), rs, cstride));
+            0.0
+        }
         Some(ct) => {
             // C first (broadcast), then the driver accumulates into it.
             map(k, &[(ib[2], ct)], o, out, |_, a| a[0].clone());
@@ -1098,12 +1111,13 @@ fn gemm_gemm(
         b,
         c: mat(o, Expr::I(0), n, 1),
         threads,
+        epilogue,
     })));
 }
 
 /// conv2d as GEMM per image and group: `y[g] = w[g] (C_out/g x C_in/g*kH*kW) * col`, where
 /// `col` is the im2col matrix (built in a scratch buffer, zeros in the padding), or the input
-/// itself for 1x1 stride-1 unpadded convolutions. The bias is added by a loop afterwards.
+/// itself for 1x1 stride-1 unpadded convolutions. The bias is the driver's epilogue.
 #[allow(clippy::too_many_arguments)]
 fn gemm_conv2d(
     k: &mut Kernel,
@@ -1178,19 +1192,17 @@ fn gemm_conv2d(
             beta: 0.0,
             a: mat(wb, g.clone() * c(cog * kdim), kdim, 1),
             b: bmat,
-            c: mat(o, (b * c(c_out) + g * c(cog)) * c(ohw), ohw, 1),
+            c: mat(o, (b * c(c_out) + g.clone() * c(cog)) * c(ohw), ohw, 1),
             threads,
+            epilogue: GemmEpilogue {
+                // One bias value per row of C (an output channel of this group).
+                bias: ib.get(2).map(|&bb| mat(bb, g * c(cog), 1, 0)),
+                relu: false,
+            },
         })));
         s
     });
     k.body.extend(s);
-    if let Some(&bb) = ib.get(2) {
-        let s = nest(k, &[n, c_out, ohw], "i", |_, idx| {
-            let at = linear(idx, &[c_out * ohw, ohw, 1]);
-            vec![accumulate(o, at, load(bb, idx[1].clone()))]
-        });
-        k.body.extend(s);
-    }
     Ok(())
 }
 

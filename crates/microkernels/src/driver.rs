@@ -68,6 +68,87 @@ impl MatMut {
     }
 }
 
+/// What is applied to each element of C after its last `k` slice, while the tile is in L1:
+/// `c(i, j) += bias[i*rs + j*cs]` (one of the strides is 0: a bias per row or per column),
+/// then `c = 0` where `c < 0` if `relu` (NaN passes, as in the IR's relu). This is how a convolution's or linear layer's bias and ReLU
+/// cost no extra pass over C.
+#[derive(Clone, Copy)]
+pub(crate) struct Epi {
+    /// The bias element of `(0, 0)`, or null for no bias.
+    pub(crate) bias: *const f32,
+    /// Bias stride per row of C.
+    pub(crate) rs: isize,
+    /// Bias stride per column of C.
+    pub(crate) cs: isize,
+    /// Clamp at zero after the bias.
+    pub(crate) relu: bool,
+}
+
+impl Epi {
+    /// No epilogue.
+    pub(crate) const NONE: Epi = Epi {
+        bias: std::ptr::null(),
+        rs: 0,
+        cs: 0,
+        relu: false,
+    };
+
+    fn is_none(self) -> bool {
+        self.bias.is_null() && !self.relu
+    }
+
+    /// The epilogue of the sub-matrix starting at row `i`, column `j`.
+    fn shifted(self, i: usize, j: usize) -> Epi {
+        Epi {
+            bias: if self.bias.is_null() {
+                self.bias
+            } else {
+                self.bias
+                    .wrapping_offset(i as isize * self.rs + j as isize * self.cs)
+            },
+            ..self
+        }
+    }
+
+    /// The epilogue of the transposed problem.
+    fn t(self) -> Epi {
+        Epi {
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    /// Applies the epilogue to the `rows x cols` block of C at `c`, whose element `(0, 0)` is
+    /// element `(i0, j0)` of the whole C.
+    ///
+    /// # Safety
+    /// The block's elements must be valid for reading and writing, and the bias elements of
+    /// its rows and columns readable.
+    unsafe fn apply(self, rows: usize, cols: usize, c: MatMut, i0: usize, j0: usize) {
+        let e = self.shifted(i0, j0);
+        for i in 0..rows {
+            for j in 0..cols {
+                // SAFETY: (i, j) is in the block; its bias element is readable (contract).
+                unsafe {
+                    let p = c.at(i, j);
+                    let mut v = *p;
+                    if !e.bias.is_null() {
+                        v += *e
+                            .bias
+                            .wrapping_offset(i as isize * e.rs + j as isize * e.cs);
+                    }
+                    // As the IR's relu: NaN and -0.0 pass through.
+                    if e.relu && v < 0.0 {
+                        v = 0.0;
+                    }
+                    *p = v;
+                }
+            }
+        }
+    }
+}
+
 /// Where B comes from: a strided matrix packed on the fly, or a [`PackedB`].
 #[derive(Clone, Copy)]
 pub(crate) enum BSrc {
@@ -208,13 +289,19 @@ pub(crate) unsafe fn gemm_serial(
     b: BSrc,
     beta: f32,
     c: MatMut,
+    epi: Epi,
 ) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 || alpha == 0.0 {
-        // SAFETY: forwarded contract on C.
-        unsafe { scale_c(m, n, beta, c) };
+        // SAFETY: forwarded contract on C (and on the epilogue's bias).
+        unsafe {
+            scale_c(m, n, beta, c);
+            if !epi.is_none() {
+                epi.apply(m, n, c, 0, 0);
+            }
+        }
         return;
     }
     let kernel = tile_fn(isa);
@@ -227,7 +314,7 @@ pub(crate) unsafe fn gemm_serial(
         };
         // SAFETY: the buffers are sized for the largest block; the caller's contract covers
         // the operands.
-        unsafe { nest(isa, kernel, m, n, k, alpha, a, b, beta, c, abuf, bbuf) };
+        unsafe { nest(isa, kernel, m, n, k, alpha, a, b, beta, c, epi, abuf, bbuf) };
     };
     let take = || {
         WORK.lock()
@@ -259,15 +346,18 @@ unsafe fn nest(
     b: BSrc,
     beta: f32,
     c: MatMut,
+    epi: Epi,
     abuf: *mut f32,
     bbuf: *mut f32,
 ) {
+    let epi = (!epi.is_none()).then_some(epi);
     let direct = direct_tile_fn(isa).filter(|_| a.cs == 1 && n <= DIRECT_A_MAX_N);
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let beta_k = if pc == 0 { beta } else { 1.0 };
+            let last_k = pc + kc == k;
             let bblock: *const f32 = match b {
                 BSrc::Strided(b) => {
                     // SAFETY: the block (pc.., jc..) of kc x nc is inside B; bbuf is large
@@ -317,6 +407,12 @@ unsafe fn nest(
                         unsafe {
                             tile_partial(kernel, mr, nr, kc, alpha, ap, bp, beta_k, cp, c.rs, c.cs)
                         };
+                    }
+                    if let (Some(e), true) = (epi, last_k) {
+                        let t = MatMut { ptr: cp, ..c };
+                        // SAFETY: the mr x nr tile at cp is inside C; the bias covers C's
+                        // rows and columns (caller's contract).
+                        unsafe { e.apply(mr, nr, t, ic + ir, jc + jr) };
                     }
                 };
                 if direct.is_some() {
@@ -382,6 +478,7 @@ struct Job {
     b: BSrc,
     beta: f32,
     c: MatMut,
+    epi: Epi,
 }
 
 // SAFETY: a Job only reads A and B (shared, read-only for the call) and writes its own range
@@ -397,6 +494,7 @@ impl Job {
         unsafe {
             gemm_serial(
                 self.isa, self.m, self.n, self.k, self.alpha, self.a, self.b, self.beta, self.c,
+                self.epi,
             )
         }
     }
@@ -417,6 +515,7 @@ pub(crate) unsafe fn gemm_parallel(
     b: BSrc,
     beta: f32,
     c: MatMut,
+    epi: Epi,
     threads: usize,
 ) {
     let work = m.saturating_mul(n).saturating_mul(k);
@@ -426,7 +525,7 @@ pub(crate) unsafe fn gemm_parallel(
     let t = threads.max(1).min(units);
     if t <= 1 || work < PAR_MIN_WORK {
         // SAFETY: forwarded.
-        unsafe { gemm_serial(isa, m, n, k, alpha, a, b, beta, c) };
+        unsafe { gemm_serial(isa, m, n, k, alpha, a, b, beta, c, epi) };
         return;
     }
     let job = |q: usize| {
@@ -449,6 +548,7 @@ pub(crate) unsafe fn gemm_parallel(
                     ptr: c.at(lo, 0),
                     ..c
                 },
+                epi: epi.shifted(lo, 0),
             }
         } else {
             let b = match b {
@@ -475,6 +575,7 @@ pub(crate) unsafe fn gemm_parallel(
                     ptr: c.at(0, lo),
                     ..c
                 },
+                epi: epi.shifted(0, lo),
             }
         }
     };
@@ -513,6 +614,7 @@ pub(crate) unsafe fn gemm_strided(
     b: MatRef,
     beta: f32,
     c: MatMut,
+    epi: Epi,
     threads: usize,
 ) {
     // SAFETY (both arms): forwarded; transposing all three operands names the same elements.
@@ -533,11 +635,26 @@ pub(crate) unsafe fn gemm_strided(
                 BSrc::Strided(a.t()),
                 beta,
                 ct,
+                epi.t(),
                 threads,
             )
         }
     } else {
-        unsafe { gemm_parallel(isa, m, n, k, alpha, a, BSrc::Strided(b), beta, c, threads) }
+        unsafe {
+            gemm_parallel(
+                isa,
+                m,
+                n,
+                k,
+                alpha,
+                a,
+                BSrc::Strided(b),
+                beta,
+                c,
+                epi,
+                threads,
+            )
+        }
     }
 }
 
@@ -660,6 +777,102 @@ pub fn sgemm_with_isa(
     csc: isize,
     threads: usize,
 ) -> Result<(), GemmError> {
+    sgemm_epilogue_with_isa(
+        isa,
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        rsa,
+        csa,
+        b,
+        rsb,
+        csb,
+        beta,
+        c,
+        rsc,
+        csc,
+        threads,
+        &Epilogue::default(),
+    )
+}
+
+/// A bias added to C after the product, one value per row or per column.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Bias<'a> {
+    /// No bias.
+    #[default]
+    None,
+    /// `c(i, j) += bias[i]` (a convolution's bias when C is `C_out x pixels`); at least `m`
+    /// values.
+    PerRow(&'a [f32]),
+    /// `c(i, j) += bias[j]` (a linear layer's bias when C is `batch x features`); at least `n`
+    /// values.
+    PerCol(&'a [f32]),
+}
+
+/// What [`sgemm_epilogue_with_isa`] applies to C after `alpha * A * B + beta * C`: the bias,
+/// then `max(c, 0)` if `relu`. Applied per tile after its last `k` slice, while the tile is in
+/// L1, so it costs no pass over C.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    /// The bias.
+    pub bias: Bias<'a>,
+    /// Clamp at zero after the bias.
+    pub relu: bool,
+}
+
+/// [`sgemm_with_isa`] followed by an [`Epilogue`]: `C = relu?(alpha * A * B + beta * C + bias)`.
+///
+/// # Errors
+/// As for [`sgemm_with_isa`], plus [`GemmError::SliceTooShort`] (operand `"bias"`) if the
+/// bias has fewer values than rows (or columns) of C.
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub fn sgemm_epilogue_with_isa(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: isize,
+    csa: isize,
+    b: &[f32],
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: &mut [f32],
+    rsc: isize,
+    csc: isize,
+    threads: usize,
+    epilogue: &Epilogue<'_>,
+) -> Result<(), GemmError> {
+    let epi = match epilogue.bias {
+        Bias::None => Epi::NONE,
+        Bias::PerRow(v) => {
+            locate("bias", m, 1, 1, 0, v.len())?;
+            Epi {
+                bias: v.as_ptr(),
+                rs: 1,
+                cs: 0,
+                relu: false,
+            }
+        }
+        Bias::PerCol(v) => {
+            locate("bias", 1, n, 0, 1, v.len())?;
+            Epi {
+                bias: v.as_ptr(),
+                rs: 0,
+                cs: 1,
+                relu: false,
+            }
+        }
+    };
+    let epi = Epi {
+        relu: epilogue.relu,
+        ..epi
+    };
     if !isa.is_available() {
         return Err(GemmError::IsaUnavailable(isa));
     }
@@ -682,10 +895,10 @@ pub fn sgemm_with_isa(
         rs: rsc,
         cs: csc,
     };
-    // SAFETY: `locate` proved every accessed element of A, B and C is inside its slice,
-    // `check_c_distinct` that C's elements are distinct; `&mut c` excludes aliasing with A, B;
-    // `isa` is available.
-    unsafe { gemm_strided(isa, m, n, k, alpha, a, b, beta, c, threads) };
+    // SAFETY: `locate` proved every accessed element of A, B, C and the bias is inside its
+    // slice, `check_c_distinct` that C's elements are distinct; `&mut c` excludes aliasing with
+    // A, B and the bias; `isa` is available.
+    unsafe { gemm_strided(isa, m, n, k, alpha, a, b, beta, c, epi, threads) };
     Ok(())
 }
 
@@ -801,6 +1014,6 @@ pub fn sgemm_packed_b_with_isa(
     };
     // SAFETY: as in `sgemm_with_isa`; the packed data holds k blocks of n_pad columns, as
     // `PackedB` guarantees.
-    unsafe { gemm_parallel(isa, m, n, k, alpha, a, b, beta, c, threads) };
+    unsafe { gemm_parallel(isa, m, n, k, alpha, a, b, beta, c, Epi::NONE, threads) };
     Ok(())
 }

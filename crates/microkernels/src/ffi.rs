@@ -5,7 +5,8 @@
 //! JIT has verified shapes at compile time. Two levels are offered:
 //!
 //! - whole GEMMs ([`sinter_sgemm`], [`sinter_sgemm_threaded`], [`sinter_sgemm_packed_b`]),
-//!   for matmul, gemm and im2col convolutions;
+//!   for matmul, gemm and im2col convolutions, and [`sinter_sgemm_epilogue`], which also adds
+//!   a bias and applies ReLU per tile (a layer's bias and activation without a pass over C);
 //! - the building blocks ([`sinter_pack_a`], [`sinter_pack_b`], [`sinter_ukernel`]), so a later
 //!   JIT can generate its own loop nests (fused im2col packing, epilogues) around the kernel.
 //!   Their layouts are the constants of [`crate::layout`] ([`MR`] x [`NR`] tiles).
@@ -16,7 +17,7 @@
 //! is `unsafe`: the caller must uphold the contract written on it, or the behaviour is
 //! undefined.
 
-use crate::driver::{BSrc, MatMut, MatRef, gemm_parallel, gemm_strided};
+use crate::driver::{BSrc, Epi, MatMut, MatRef, gemm_parallel, gemm_strided};
 use crate::isa::Isa;
 use crate::kernels::{tile_fn, tile_partial};
 use crate::layout::{MR, NR};
@@ -92,7 +93,75 @@ pub unsafe extern "C" fn sinter_sgemm_threaded(
         cs: csc,
     };
     // SAFETY: the caller's contract is the driver's; the detected ISA is available.
-    unsafe { gemm_strided(Isa::detect(), m, n, k, alpha, a, b, beta, c, threads) }
+    unsafe {
+        gemm_strided(
+            Isa::detect(),
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            Epi::NONE,
+            threads,
+        )
+    }
+}
+
+/// [`sinter_sgemm_threaded`] followed by an epilogue (see [`crate::Epilogue`]): after the
+/// product, `c(i, j) += bias[i*bias_rs + j*bias_cs]` if `bias` is not null, then
+/// `c = max(c, 0)` if `relu` is not 0.
+///
+/// # Safety
+/// As for [`sinter_sgemm`]; if `bias` is not null, `bias + i*bias_rs + j*bias_cs` must be
+/// readable for `i < m`, `j < n` and not overlap C.
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub unsafe extern "C" fn sinter_sgemm_epilogue(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+    threads: usize,
+    bias: *const f32,
+    bias_rs: isize,
+    bias_cs: isize,
+    relu: u8,
+) {
+    let a = MatRef {
+        ptr: a,
+        rs: rsa,
+        cs: csa,
+    };
+    let b = MatRef {
+        ptr: b,
+        rs: rsb,
+        cs: csb,
+    };
+    let c = MatMut {
+        ptr: c,
+        rs: rsc,
+        cs: csc,
+    };
+    let epi = Epi {
+        bias,
+        rs: bias_rs,
+        cs: bias_cs,
+        relu: relu != 0,
+    };
+    // SAFETY: the caller's contract is the driver's; the detected ISA is available.
+    unsafe { gemm_strided(Isa::detect(), m, n, k, alpha, a, b, beta, c, epi, threads) }
 }
 
 /// `C = alpha * A * B + beta * C` with B already packed: `packed` is
@@ -133,7 +202,21 @@ pub unsafe extern "C" fn sinter_sgemm_packed_b(
         col0: 0,
     };
     // SAFETY: the caller's contract is the driver's; the detected ISA is available.
-    unsafe { gemm_parallel(Isa::detect(), m, n, k, alpha, a, b, beta, c, threads) }
+    unsafe {
+        gemm_parallel(
+            Isa::detect(),
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            Epi::NONE,
+            threads,
+        )
+    }
 }
 
 /// Computes one tile of C from packed panels:
@@ -225,6 +308,7 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
     vec![
         ("sinter_sgemm", sinter_sgemm as *const u8),
         ("sinter_sgemm_threaded", sinter_sgemm_threaded as *const u8),
+        ("sinter_sgemm_epilogue", sinter_sgemm_epilogue as *const u8),
         ("sinter_sgemm_packed_b", sinter_sgemm_packed_b as *const u8),
         ("sinter_ukernel", sinter_ukernel as *const u8),
         ("sinter_pack_a", sinter_pack_a as *const u8),

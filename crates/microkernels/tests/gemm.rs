@@ -13,8 +13,8 @@
 #![allow(unsafe_code)]
 
 use sinter_microkernels::{
-    GemmError, Isa, MR, NR, PackedB, ffi, layout, sgemm, sgemm_packed_b, sgemm_packed_b_with_isa,
-    sgemm_threaded, sgemm_with_isa,
+    Bias, Epilogue, GemmError, Isa, MR, NR, PackedB, ffi, layout, sgemm, sgemm_epilogue_with_isa,
+    sgemm_packed_b, sgemm_packed_b_with_isa, sgemm_threaded, sgemm_with_isa,
 };
 
 /// A small deterministic generator (xorshift), values in [-1, 1).
@@ -510,4 +510,118 @@ fn c_abi_entries() {
     assert_eq!(names.len(), syms.len());
     assert!(names.contains(&"sinter_sgemm") && names.contains(&"sinter_ukernel"));
     assert!(syms.iter().all(|s| !s.1.is_null()));
+}
+
+/// The epilogue (bias per row or per column, then ReLU) on every ISA, every layout of C (the
+/// column-major one runs the transposed problem, which swaps the bias axis), k slices (the
+/// epilogue must run once, after the last), edge tiles, k = 0 and 2 threads (each thread's
+/// share starts at its own row or column of the bias).
+#[test]
+fn epilogue_bias_and_relu() {
+    let shapes: &[(usize, usize, usize)] = &[
+        (7, 13, 17),
+        (31, 33, 65),
+        (3, 2, 300),
+        (150, 40, 9),
+        (64, 200, 70),
+        (4, 5, 0),
+    ];
+    let mut rng = Rng(11);
+    for isa in Isa::available() {
+        for &(m, n, k) in shapes {
+            let (a, b, c0) = (rng.vec(m * k), rng.vec(k * n), rng.vec(m * n));
+            let (rowb, colb) = (rng.vec(m), rng.vec(n));
+            for (case, lc) in LAYOUTS.into_iter().enumerate() {
+                for per_row in [false, true] {
+                    for relu in [false, true] {
+                        let (alpha, beta) = ALPHA_BETA[case % ALPHA_BETA.len()];
+                        let threads = 1 + (case % 2);
+                        let (mut want, tol) = reference(m, n, k, alpha, &a, &b, beta, &c0);
+                        for i in 0..m {
+                            for j in 0..n {
+                                let w = &mut want[i * n + j];
+                                *w += if per_row { rowb[i] } else { colb[j] } as f64;
+                                if relu {
+                                    *w = w.max(0.0);
+                                }
+                            }
+                        }
+                        let (mut sc, rsc, csc) = store(&c0, m, n, lc, -7.0);
+                        let bias = if per_row {
+                            Bias::PerRow(&rowb)
+                        } else {
+                            Bias::PerCol(&colb)
+                        };
+                        sgemm_epilogue_with_isa(
+                            isa,
+                            m,
+                            n,
+                            k,
+                            alpha,
+                            &a,
+                            k as isize,
+                            1,
+                            &b,
+                            n as isize,
+                            1,
+                            beta,
+                            &mut sc,
+                            rsc,
+                            csc,
+                            threads,
+                            &Epilogue { bias, relu },
+                        )
+                        .unwrap();
+                        // One more rounding for the bias.
+                        let tol: Vec<f64> = tol
+                            .iter()
+                            .zip(&want)
+                            .map(|(t, w)| t + w.abs() * 2f64.powi(-23))
+                            .collect();
+                        let what = format!(
+                            "{isa:?} {m}x{n}x{k} C {lc:?} per_row {per_row} relu {relu} \
+                             threads {threads}"
+                        );
+                        assert_close(&load(&sc, m, n, lc), &want, &tol, &what);
+                        let gaps = sc.iter().filter(|&&v| v == -7.0).count();
+                        assert!(gaps >= sc.len() - m * n, "{what}: wrote outside C");
+                    }
+                }
+            }
+        }
+    }
+    // A bias shorter than C's rows (or columns) is an error, not a read past its end.
+    let mut c = [0.0; 6];
+    let short = [1.0, 2.0];
+    for bias in [Bias::PerRow(&short), Bias::PerCol(&short)] {
+        let e = sgemm_epilogue_with_isa(
+            Isa::detect(),
+            3,
+            3,
+            1,
+            1.0,
+            &[1.0; 3],
+            1,
+            1,
+            &[1.0; 3],
+            3,
+            1,
+            0.0,
+            &mut c[..],
+            3,
+            1,
+            1,
+            &Epilogue { bias, relu: false },
+        );
+        assert!(
+            matches!(
+                e,
+                Err(GemmError::SliceTooShort {
+                    operand: "bias",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+    }
 }

@@ -89,6 +89,15 @@ const CASES: &[&str] = &[
        %o = one_hot(%i) {depth=3}
        %s = scatter_add(%i, %u) {axis=1, extent=3}
        output %g, %o, %s }",
+    "graph @epilogue { input %x: f32[2,6,7,5]  input %w: f32[4,3,3,2]  input %b: f32[4]  input %m: f32[5,7]  input %n: f32[7,3]  input %c: f32[3]  input %r: f32[5,1]  input %a: f32[2,5,7]  input %k: f32[7,5]
+       %y = conv2d(%x, %w, %b) {stride=[2, 1], pad=[1, 1, 0, 2], groups=2}  %yr = relu(%y)
+       %g = gemm(%m, %n, %c)  %gr = relu(%g)
+       %h = gemm(%k, %n, %r) {trans_a=true, alpha=-0.5}  %hr = relu(%h)
+       %q = gemm(%m, %n, %c) {beta=2}  %qr = relu(%q)
+       %p = matmul(%a, %n)  %pr = relu(%p)
+       %z = conv2d(%x, %w, %b) {groups=2}  %zr = relu(%z)  %zs = add(%zr, %z)
+       %o = gemm(%m, %n)  %or = relu(%o)
+       output %yr, %gr, %hr, %qr, %pr, %zs, %o, %or }",
     "graph @gather_i64 { input %d: i64[3,2]  input %i: i64[5]
        %g = gather(%d, %i) output %g }",
 ];
@@ -124,7 +133,7 @@ fn every_op_has_a_case() {
 /// GEMM-based kernels (the microkernel driver) sum in another order than the interpreter;
 /// everything else reproduces its arithmetic.
 fn tol(g: &sinter_ir::Graph) -> f32 {
-    if ["linear", "conv", "conv1x1"].contains(&g.name()) {
+    if ["linear", "conv", "conv1x1", "epilogue"].contains(&g.name()) {
         1e-5
     } else {
         1e-6
@@ -273,4 +282,37 @@ fn memory_plan_reuses_buffers() {
     assert_eq!(c.plan.total_bytes, 5 * 64 * 64 * 4);
     assert_eq!(c.plan.peak_bytes, 2 * 64 * 64 * 4, "{:?}", c.plan);
     check(&g, &inputs_for(&g, 1), CompileOptions::default(), 0.0);
+}
+
+/// A relu that is the only reader of a conv2d, gemm or matmul runs in the GEMM driver's
+/// epilogue (with the bias): the producer's kernel writes the relu's value and no relu kernel
+/// remains. A producer read twice, or that is a graph output, keeps its own kernel.
+#[test]
+fn relu_runs_in_the_gemm_epilogue() {
+    let g = graphs()
+        .into_iter()
+        .find(|g| g.name() == "epilogue")
+        .unwrap();
+    let c = Compiled::new(&g, CompileOptions::default()).unwrap();
+    let names = c.kernel_names();
+    for fused in [
+        "conv2d_relu_yr",
+        "gemm_relu_gr",
+        "gemm_relu_hr",
+        "gemm_relu_qr",
+        "matmul_relu_pr",
+    ] {
+        assert!(names.iter().any(|n| n == fused), "no {fused} in {names:?}");
+    }
+    for kept in ["conv2d_z", "gemm_o"] {
+        assert!(names.iter().any(|n| n == kept), "no {kept} in {names:?}");
+    }
+    // Only the relu of the graph output %o keeps a kernel of its own.
+    let relus: Vec<&String> = names.iter().filter(|n| n.starts_with("relu_")).collect();
+    assert_eq!(relus, ["relu_or"], "{names:?}");
+    let loops = c.program.to_string();
+    assert!(
+        loops.contains(" bias=b[") && loops.contains(" relu"),
+        "{loops}"
+    );
 }
