@@ -12,7 +12,12 @@
 //! - `reshape`/`flatten` are views, and so are `split`/`slice` along an axis whose leading
 //!   extents are all 1 (a contiguous block), which makes merging sibling convolutions pay off
 //!   at batch 1 (one launch and one read of the input saved, no copy);
-//! - a fused epilogue costs its activation's FLOPs but no launch and no extra memory traffic.
+//! - a fused epilogue costs its activation's FLOPs but no launch and no extra memory traffic;
+//! - a 1x1 stride-1 unpadded `conv2d` is in the `Linear` class: the JIT lowers it as one GEMM
+//!   per image straight on the NCHW input (no im2col), which is what a matrix product costs.
+//!   That is also why no rule rewrites such a convolution into `matmul`: the JIT already runs
+//!   it as one, and the rewritten form (reshapes, a batched `matmul`, a separate bias `add`)
+//!   would be the same GEMM plus an extra elementwise kernel.
 //!
 //! [`op_cost`] is an exhaustive `match` over [`Op`]: a new op fails to compile here until it
 //! is given a class and a FLOP count.
@@ -116,11 +121,20 @@ pub fn op_work(op: &Op, ins: &[&TensorType], outs: &[TensorType]) -> (Class, f64
             };
             (Class::Linear, 2.0 * out * k)
         }
-        Op::Conv2d { groups, .. } => {
+        Op::Conv2d {
+            stride,
+            pad,
+            groups,
+            ..
+        } => {
             let w = &ins[1].shape;
             let per_out = (w[1] * w[2] * w[3]) as f64;
+            // A 1x1 stride-1 unpadded convolution is lowered as a GEMM on the input itself
+            // (no im2col; `sinter-lower`'s `gemm_conv2d`): price it as a matrix product.
+            let direct = w[2] == 1 && w[3] == 1 && *stride == [1, 1] && *pad == [0; 4];
             let _ = groups;
-            (Class::Conv, 2.0 * out * per_out)
+            let class = if direct { Class::Linear } else { Class::Conv };
+            (class, 2.0 * out * per_out)
         }
         Op::ConvTranspose2d { .. } => {
             let w = &ins[1].shape;

@@ -17,7 +17,7 @@
 //!    a cycle that the switch alone does not). That finds the merges the cost model favours.
 //!
 //! [`dag_cost`] walks the chosen graph from the roots and fails on a cycle, so no extracted
-//! graph ever contains one. The exact alternative is [`crate::ilp`] (cargo feature `ilp`).
+//! graph ever contains one. The exact alternative is the `ilp` module (cargo feature `ilp`).
 
 use crate::analysis::EG;
 use crate::cost::node_cost;

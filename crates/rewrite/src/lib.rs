@@ -24,7 +24,7 @@
 //!
 //! **Exact extraction.** With the cargo feature `ilp`, [`Options::exact`] replaces the greedy
 //! extractor by an integer linear program solved with `good_lp`'s pure-Rust `microlp` backend
-//! ([`ilp`]; egg's own `LpExtractor` cannot be built without the CBC C library). The greedy
+//! (module `ilp`; egg's own `LpExtractor` cannot be built without the CBC C library). The greedy
 //! choice is the solver's starting point, so the exact extraction is never worse.
 
 pub mod analysis;
@@ -78,7 +78,8 @@ pub struct Options {
     /// Only the rules with these names (all when `None`).
     pub rules: Option<Vec<String>>,
     /// Extract exactly by integer linear programming, stopping the solver after this long
-    /// (needs the cargo feature `ilp`; see [`ilp`]). `None`: the greedy DAG-aware extractor.
+    /// (needs the cargo feature `ilp`; see the `ilp` module). `None`: the greedy DAG-aware
+    /// extractor.
     pub exact: Option<Duration>,
 }
 

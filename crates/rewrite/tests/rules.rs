@@ -85,3 +85,29 @@ fn a_rule_that_never_fires_is_caught() {
     let e = check_rule(&IDLE, 1).unwrap_err();
     assert!(e.contains("never fired"), "{e}");
 }
+
+/// `ir-spec/rewrites.md` has exactly one table row per rule, and every row names a rule.
+#[test]
+fn every_rule_has_a_spec_row() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ir-spec/rewrites.md");
+    let text = std::fs::read_to_string(path).unwrap();
+    let rows: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let names: Vec<&str> = rules::all().iter().map(|r| r.name).collect();
+    for name in &names {
+        let n = rows.iter().filter(|r| *r == name).count();
+        assert_eq!(
+            n, 1,
+            "ir-spec/rewrites.md must have one row for `{name}`, found {n}"
+        );
+    }
+    for row in &rows {
+        assert!(
+            names.contains(row),
+            "ir-spec/rewrites.md: `{row}` is not a rule"
+        );
+    }
+}

@@ -18,6 +18,12 @@
 //!
 //! Whether any of this pays is the cost model's call: a `split` along channels is a free view
 //! at batch 1 and a copy otherwise, so merges win on small batches and lose on large ones.
+//!
+//! There is no rule turning a 1x1 stride-1 convolution into a `matmul`: the JIT already
+//! lowers such a convolution as one GEMM per image on the NCHW input (no im2col, bias in the
+//! same kernel), so the `matmul` form (reshapes, a batched product, a separate bias `add`)
+//! would be the same GEMM plus an elementwise kernel. The cost model prices the convolution
+//! as a matrix product instead (see [`crate::cost`]).
 
 use super::{Edit, Rng, Rule, add_const, add_get, add_op, ty, value};
 use crate::analysis::EG;
