@@ -98,6 +98,10 @@ const CASES: &[&str] = &[
        %z = conv2d(%x, %w, %b) {groups=2}  %zr = relu(%z)  %zs = add(%zr, %z)
        %o = gemm(%m, %n)  %or = relu(%o)
        output %yr, %gr, %hr, %qr, %pr, %zs, %o, %or }",
+    "graph @rows { input %x: f32[3,11]  input %y: f32[11]  input %z: f32[3,1]
+       %s = softmax(%x)  %l = log_softmax(%x)  %a = add(%x, %y)  %b = mul(%z, %x)
+       %c = sub(%y, %z)
+       output %s, %l, %a, %b, %c }",
     "graph @gather_i64 { input %d: i64[3,2]  input %i: i64[5]
        %g = gather(%d, %i) output %g }",
 ];
