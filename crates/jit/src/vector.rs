@@ -152,7 +152,6 @@ fn as_f32x4(em: &mut Emitter<'_, '_>, mask: Value) -> Value {
 struct Lanes<'e, 'a, 'b> {
     em: &'e mut Emitter<'a, 'b>,
     lv: Var,
-    j: Value,
     env: HashMap<Var, Value>,
 }
 
@@ -246,7 +245,6 @@ pub(crate) fn emit(em: &mut Emitter<'_, '_>, lv: Var, j: Value, body: &[Stmt]) {
     let mut l = Lanes {
         em,
         lv,
-        j,
         env: HashMap::new(),
     };
     for s in body {
