@@ -2,7 +2,8 @@
 //! matmul MLP (Adam), built by `sinter_autodiff::training_graph`. Each snapshot holds the
 //! training graph before and after optimisation (long constants abbreviated) and the report;
 //! the optimised step must give the same losses, parameters and optimiser state as the
-//! original, step after step, through the interpreter (1e-4 relative).
+//! original, step after step, through the interpreter (1e-4 relative). The LSTM cell (plain
+//! SGD) is checked the same way, without a snapshot.
 
 use sinter_autodiff::{
     Backend, Init, Interpret, Schedule, Trainer, TrainingGraph, init_params,
@@ -138,6 +139,42 @@ fn snapshot(tg: &TrainingGraph, opt: &Graph, report: &Report) -> String {
         abbreviate(&print(opt)),
         report.render(false)
     )
+}
+
+/// The LSTM cell of the rewrite filetests with a squared-output loss: eight matmuls with
+/// trainable weights, so merging, transposed gradients and fusion meet in one step.
+fn lstm() -> Graph {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/filetests/rewrite/lstm_cell.sir"
+    );
+    let src = std::fs::read_to_string(path).unwrap();
+    let src = src.replace(
+        "  output %h2, %c2\n",
+        "  %sq = mul(%h2, %h2)\n  %s = reduce_sum(%sq) {axes=[], keepdims=false}\n  \
+         %cs = reduce_sum(%c2) {axes=[], keepdims=false}\n  %loss = add(%s, %cs)\n  \
+         output %loss, %h2\n",
+    );
+    parse(&src).unwrap()
+}
+
+#[test]
+fn lstm_training_step() {
+    let forward = lstm();
+    assert!(forward.find("loss").is_some());
+    let tg = train(&forward, Optimizer::sgd(0.0));
+    let (opt, report) = optimize(&tg.graph, &Options::default()).unwrap();
+    opt.verify().unwrap();
+    println!(
+        "lstm cell training step: {} -> {} ops, cost {:.0} -> {:.0} ns; {}",
+        ops(&tg.graph),
+        ops(&opt),
+        report.cost_before,
+        report.cost_after,
+        report.render(false)
+    );
+    assert!(report.cost_after <= report.cost_before);
+    same_steps(&forward, &tg, 1, 4);
 }
 
 #[test]
