@@ -1161,26 +1161,15 @@ fn gemm_conv2d(
                 1,
             ),
             Some(col) => {
-                let fill = nest(k, &[cig, kh, kw, oh, ow], "r", |k, r| {
-                    let iy = k.var("iy", Ty::I64);
-                    let ix = k.var("ix", Ty::I64);
-                    let ci = g.clone() * c(cig) + r[0].clone();
-                    let xi = idx4(xd, [b.clone(), ci, Expr::v(iy), Expr::v(ix)]);
-                    let at = linear(r, &[kh * kw * ohw, kw * ohw, ohw, ow, 1]);
-                    let inside = Expr::v(iy)
-                        .in_range(h as i64)
-                        .and(Expr::v(ix).in_range(w as i64));
-                    vec![
-                        Stmt::Set(iy, tap(r[3].clone(), r[1].clone(), ax[0])),
-                        Stmt::Set(ix, tap(r[4].clone(), r[2].clone(), ax[1])),
-                        Stmt::If(
-                            inside,
-                            vec![Stmt::Store(col, at.clone(), load(x, xi))],
-                            vec![Stmt::Store(col, at, Expr::F(0.0))],
-                        ),
-                    ]
-                });
-                s.extend(fill);
+                s.extend(im2col(
+                    k,
+                    (x, xd),
+                    col,
+                    (b.clone(), g.clone() * c(cig)),
+                    [cig, kh, kw],
+                    [oh, ow],
+                    ax,
+                ));
                 mat(col, Expr::I(0), ohw, 1)
             }
         };
@@ -1204,6 +1193,75 @@ fn gemm_conv2d(
     });
     k.body.extend(s);
     Ok(())
+}
+
+/// `ceil(a / s)` for `s > 0`.
+fn ceil_div(a: i64, s: i64) -> i64 {
+    -(-a).div_euclid(s)
+}
+
+/// The im2col matrix of one image and group: row `(ci, ky, kx)` (the weight's `K` order),
+/// column `(oy, ox)`, holding `x[b, c0 + ci, iy, ix]` or 0 in the padding.
+///
+/// The kernel's `kx` is unrolled, so that along each row the columns whose `ix` is inside the
+/// image form one range known at compile time: a copy loop (with stride 1, four lanes at a
+/// time) between two zero-fill loops, and no test per element. A row whose `iy` falls in the
+/// padding is zero-filled whole.
+fn im2col(
+    k: &mut Kernel,
+    (x, xd): (Buf, [usize; 4]),
+    col: Buf,
+    (b, c0): (Expr, Expr),
+    [cig, kh, kw]: [usize; 3],
+    [oh, ow]: [usize; 2],
+    ax: [Axis; 2],
+) -> Vec<Stmt> {
+    let [_, _, h, w] = xd;
+    let (ohw, ay, a) = (oh * ow, ax[0], ax[1]);
+    let mut out = Vec::new();
+    for kx in 0..kw as i64 {
+        // ix = ox * stride + kx * dilation - before lies in [0, w) for ox in [lo, hi).
+        let shift = kx * a.dilation - a.before;
+        let lo = ceil_div(-shift, a.stride).clamp(0, ow as i64);
+        let hi = ((w as i64 - 1 - shift).div_euclid(a.stride) + 1).clamp(lo, ow as i64);
+        let rows = nest(k, &[cig, kh, oh], "r", |k, r| {
+            let (ci, ky, oy) = (r[0].clone(), r[1].clone(), r[2].clone());
+            let iy = k.var("iy", Ty::I64);
+            let base = ((ci.clone() * c(kh) + ky.clone()) * c(kw) + Expr::I(kx)) * c(ohw)
+                + oy.clone() * c(ow);
+            let zeros = |k: &mut Kernel, from: i64, n: i64| -> Option<Stmt> {
+                (n > 0).then(|| {
+                    for_(k, "z", n as usize, |_, v| {
+                        vec![Stmt::Store(
+                            col,
+                            base.clone() + Expr::I(from) + v,
+                            Expr::F(0.0),
+                        )]
+                    })
+                })
+            };
+            let mut inside: Vec<Stmt> = zeros(k, 0, lo).into_iter().collect();
+            if hi > lo {
+                let xrow = idx4(xd, [b.clone(), c0.clone() + ci, Expr::v(iy), Expr::I(0)]);
+                inside.push(for_(k, "ox", (hi - lo) as usize, |_, v| {
+                    let ox = Expr::I(lo) + v.clone();
+                    vec![Stmt::Store(
+                        col,
+                        base.clone() + Expr::I(lo) + v,
+                        load(x, xrow + ox * Expr::I(a.stride) + Expr::I(shift)),
+                    )]
+                }));
+            }
+            inside.extend(zeros(k, hi, ow as i64 - hi));
+            let outside: Vec<Stmt> = zeros(k, 0, ow as i64).into_iter().collect();
+            vec![
+                Stmt::Set(iy, tap(oy, ky, ay)),
+                Stmt::If(Expr::v(iy).in_range(h as i64), inside, outside),
+            ]
+        });
+        out.extend(rows);
+    }
+    out
 }
 
 fn lower_matmul(k: &mut Kernel, ins: &[&TensorType], out: &TensorType, ib: &[Buf], o: Buf) {

@@ -36,6 +36,10 @@ const CASES: &[&str] = &[
        %y = conv2d(%x, %w, %b) {stride=[2, 3], pad=[2, 1, 3, 4], dilation=[2, 1], groups=2}
        %z = conv2d(%x, %w) {stride=[4, 5], groups=2}
        output %y, %z }",
+    "graph @convpad { input %x: f32[1,2,3,9]  input %w: f32[3,2,3,3]  input %b: f32[3]
+       %y = conv2d(%x, %w, %b) {pad=[4, 5, 4, 6]}
+       %z = conv2d(%x, %w) {pad=[0, 2, 1, 3], dilation=[1, 3]}
+       output %y, %z }",
     "graph @conv1x1 { input %x: f32[1,5,3,7]  input %w: f32[3,5,1,1]
        %y = conv2d(%x, %w)  output %y }",
     "graph @convt { input %x: f32[2,4,3,5]  input %w: f32[4,3,3,2]  input %b: f32[6]
@@ -137,7 +141,7 @@ fn every_op_has_a_case() {
 /// GEMM-based kernels (the microkernel driver) sum in another order than the interpreter;
 /// everything else reproduces its arithmetic.
 fn tol(g: &sinter_ir::Graph) -> f32 {
-    if ["linear", "conv", "conv1x1", "epilogue"].contains(&g.name()) {
+    if ["linear", "conv", "convpad", "conv1x1", "epilogue"].contains(&g.name()) {
         1e-5
     } else {
         1e-6
