@@ -77,35 +77,28 @@ pub unsafe extern "C" fn sinter_sgemm_threaded(
     csc: isize,
     threads: usize,
 ) {
-    let a = MatRef {
-        ptr: a,
-        rs: rsa,
-        cs: csa,
-    };
-    let b = MatRef {
-        ptr: b,
-        rs: rsb,
-        cs: csb,
-    };
-    let c = MatMut {
-        ptr: c,
-        rs: rsc,
-        cs: csc,
-    };
-    // SAFETY: the caller's contract is the driver's; the detected ISA is available.
+    // SAFETY: the caller's contract is `sinter_sgemm_epilogue`'s, with no bias.
     unsafe {
-        gemm_strided(
-            Isa::detect(),
+        sinter_sgemm_epilogue(
             m,
             n,
             k,
             alpha,
             a,
+            rsa,
+            csa,
             b,
+            rsb,
+            csb,
             beta,
             c,
-            Epi::NONE,
+            rsc,
+            csc,
             threads,
+            std::ptr::null(),
+            0,
+            0,
+            0,
         )
     }
 }
