@@ -12,6 +12,9 @@
 //! - the objective is the sum of the chosen e-nodes' costs ([`crate::extract::enode_cost`]):
 //!   each class is paid once however many parents share it, which is the DAG cost that
 //!   [`crate::extract::dag_cost`] measures;
+//! - classes that every solution contains with a single candidate (the roots and, below a
+//!   forced class with one candidate, its children) are constants, not variables, which
+//!   leaves variables only where there is a choice;
 //! - acyclicity: an e-node that is its own child is never chosen, and for every edge inside a
 //!   strongly connected component of the class graph (the only places a cycle can close) a
 //!   real order variable enforces `o[c] >= o[k] + 1` when `x[c, n]` is chosen (big-M with `M`
@@ -155,11 +158,35 @@ pub fn extract(eg: &EG, roots: &[Id], time_limit: Duration) -> Option<Exact> {
     }
     let cyclic = |i: usize| comp_size[&comp[i]] > 1;
 
-    let mut vars = ProblemVariables::new();
-    let x: Vec<Vec<Variable>> = nodes
-        .iter()
-        .map(|ns| ns.iter().map(|_| vars.add(variable().binary())).collect())
+    // Forced classes: the roots, and the children of a forced class with one candidate. A
+    // forced class with one candidate is chosen in every solution: no variable.
+    let mut forced = vec![false; classes.len()];
+    let mut stack: Vec<usize> = roots.iter().map(|r| index[r]).collect();
+    while let Some(i) = stack.pop() {
+        if !forced[i] {
+            forced[i] = true;
+            if let [(_, kids)] = nodes[i].as_slice() {
+                stack.extend(kids.iter().copied());
+            }
+        }
+    }
+    let fixed: Vec<bool> = (0..classes.len())
+        .map(|i| forced[i] && nodes[i].len() == 1)
         .collect();
+
+    let mut vars = ProblemVariables::new();
+    let x: Vec<Vec<Option<Variable>>> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            ns.iter()
+                .map(|_| (!fixed[i]).then(|| vars.add(variable().binary())))
+                .collect()
+        })
+        .collect();
+    let xe = |i: usize, j: usize| -> Expression {
+        x[i][j].map_or_else(|| Expression::from(1.0), Expression::from)
+    };
     let big_m = classes.len() as f64 + 1.0;
     let order: Vec<Option<Variable>> = (0..classes.len())
         .map(|i| cyclic(i).then(|| vars.add(variable().min(0.0).max(big_m - 1.0))))
@@ -167,11 +194,14 @@ pub fn extract(eg: &EG, roots: &[Id], time_limit: Duration) -> Option<Exact> {
     let mut objective = Expression::from(0.0);
     for (i, ns) in nodes.iter().enumerate() {
         for (j, (n, _)) in ns.iter().enumerate() {
-            objective += extract::enode_cost(eg, classes[i], n) * x[i][j];
+            if let Some(v) = x[i][j] {
+                objective += extract::enode_cost(eg, classes[i], n) * v;
+            }
         }
     }
-    let chosen =
-        |i: usize| -> Expression { x[i].iter().fold(Expression::from(0.0), |e, &v| e + v) };
+    let chosen = |i: usize| -> Expression {
+        (0..nodes[i].len()).fold(Expression::from(0.0), |e, j| e + xe(i, j))
+    };
 
     // Initial solution: the greedy extraction.
     let greedy = extract::extract(eg, &roots)?;
@@ -183,7 +213,9 @@ pub fn extract(eg: &EG, roots: &[Id], time_limit: Duration) -> Option<Exact> {
             .get(&classes[i])
             .and_then(|_| greedy.get(&classes[i]));
         for (j, (n, _)) in ns.iter().enumerate() {
-            start.push((x[i][j], f64::from(u8::from(pick == Some(n)))));
+            if let Some(v) = x[i][j] {
+                start.push((v, f64::from(u8::from(pick == Some(n)))));
+            }
         }
         if let Some(o) = order[i] {
             start.push((o, position.get(&classes[i]).map_or(0.0, |&p| p as f64)));
@@ -196,19 +228,25 @@ pub fn extract(eg: &EG, roots: &[Id], time_limit: Duration) -> Option<Exact> {
         .with_time_limit(time_limit.as_secs_f64())
         .with_initial_solution(start);
     for &r in &roots {
-        model.add_constraint(chosen(index[&r]).eq(1.0));
+        if !fixed[index[&r]] {
+            model.add_constraint(chosen(index[&r]).eq(1.0));
+        }
     }
     for (i, ns) in nodes.iter().enumerate() {
-        model.add_constraint(chosen(i).leq(1.0));
+        if !fixed[i] {
+            model.add_constraint(chosen(i).leq(1.0));
+        }
         for (j, (_, kids)) in ns.iter().enumerate() {
             for &k in kids {
-                model.add_constraint((Expression::from(x[i][j]) - chosen(k)).leq(0.0));
+                if !fixed[k] {
+                    model.add_constraint((xe(i, j) - chosen(k)).leq(0.0));
+                }
                 if let (Some(oi), Some(ok)) = (order[i], order[k])
                     && comp[i] == comp[k]
                 {
                     // o_i - o_k >= 1 - M (1 - x)
                     model.add_constraint(
-                        (Expression::from(oi) - ok - big_m * x[i][j]).geq(1.0 - big_m),
+                        (Expression::from(oi) - ok - big_m * xe(i, j)).geq(1.0 - big_m),
                     );
                 }
             }
@@ -218,7 +256,8 @@ pub fn extract(eg: &EG, roots: &[Id], time_limit: Duration) -> Option<Exact> {
     let optimal = matches!(solution.status(), SolutionStatus::Optimal);
     let mut choices = Choices::new();
     for (i, ns) in nodes.iter().enumerate() {
-        if let Some(j) = (0..ns.len()).find(|&j| solution.value(x[i][j]) > 0.5) {
+        let on = |j: usize| x[i][j].is_none_or(|v| solution.value(v) > 0.5);
+        if let Some(j) = (0..ns.len()).find(|&j| on(j)) {
             choices.insert(classes[i], ns[j].0.clone());
         }
     }
@@ -227,7 +266,7 @@ pub fn extract(eg: &EG, roots: &[Id], time_limit: Duration) -> Option<Exact> {
         choices,
         cost,
         optimal,
-        variables: x.iter().map(Vec::len).sum(),
+        variables: x.iter().flatten().flatten().count(),
         ordered: order.iter().flatten().count(),
     })
 }
