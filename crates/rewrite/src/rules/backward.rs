@@ -27,10 +27,14 @@
 //!   type does not change: the op reads one value instead of a tensor.
 //!
 //! The other simplifications training graphs need are general algebra and fire on them too:
-//! `algebra/mul-one` removes the `g * 1` of a gemm bias gradient with `beta = 1`,
-//! `algebra/const-fold` folds the loss seed's chain, `algebra/add-zero` and
-//! `algebra/transpose-transpose` cover zero accumulators and double transposes where they
-//! occur.
+//! `algebra/mul-one` removes the `g * 1` of a gemm bias gradient with `beta = 1`;
+//! `algebra/const-fold` folds the loss seed's chain (`neg`, `reshape`, `broadcast`, the
+//! `1/batch` of a mean), which is where the gradients of `reduce_sum`/`reduce_mean` put their
+//! `broadcast`s in the graphs we looked at, so no separate sum-over-broadcast rule is needed;
+//! `algebra/add-zero` removes the accumulator update of a parameter without a gradient path
+//! (autodiff gives it a zeros gradient). Autodiff sums a value's gradient contributions
+//! without a zero start and emits no double transposes (`gemm` gradients use its flags), so
+//! `algebra/transpose-transpose` has nothing to do there.
 
 use super::{Edit, Rng, Rule, add_const, add_op, all_equal, ops, ty, value};
 use crate::analysis::EG;
