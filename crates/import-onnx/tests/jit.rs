@@ -239,6 +239,8 @@ struct Figures {
     first_run: Duration,
     best_run: Duration,
     max_err: f32,
+    /// Compile plus one run with every access bounds-checked.
+    checked: Duration,
 }
 
 /// Milliseconds, for printing.
@@ -246,8 +248,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Runs `tests/onnx/large/NAME` through the compiler (three runs, each checked); `None`
-/// when the files are not there.
+/// Runs `tests/onnx/large/NAME` through the compiler (three runs, each compared with
+/// onnxruntime, then one bounds-checked compile and run); `None` when the files are not there.
 fn large(name: &str) -> Option<Result<Figures, String>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/onnx/large");
     let model = dir.join(format!("{name}.onnx"));
@@ -278,6 +280,7 @@ fn large(name: &str) -> Option<Result<Figures, String>> {
         let compiled =
             Compiled::new(&opt, CompileOptions::default()).map_err(|e| format!("compile: {e}"))?;
         let compile = t.elapsed();
+        let lower = compiled.timings.lower;
         let inputs = inputs_of(&dir, name);
         let want = read_npz(&dir.join(format!("{name}.outputs.npz")));
         let mut runs = Vec::new();
@@ -288,11 +291,21 @@ fn large(name: &str) -> Option<Result<Figures, String>> {
             runs.push(t.elapsed());
             max_err = max_err.max(compare_all(&got, &want)?);
         }
+        drop(compiled);
+        let t = Instant::now();
+        let got = Compiled::new(&opt, CompileOptions::checked())
+            .map_err(|e| format!("compile, bounds-checked: {e}"))?
+            .run(&inputs)
+            .map_err(|e| format!("run, bounds-checked: {e}"))?;
+        let checked = t.elapsed();
+        max_err =
+            max_err.max(compare_all(&got, &want).map_err(|e| format!("bounds-checked: {e}"))?);
         Ok(Figures {
+            checked,
             import,
             optimize,
             compile,
-            lower: compiled.timings.lower,
+            lower,
             first_run: runs[0],
             best_run: runs.iter().copied().min().unwrap_or_default(),
             max_err,
@@ -313,14 +326,15 @@ fn large_models_through_the_jit() {
                 ran += 1;
                 eprintln!(
                     "{name}: import {:.0} ms, optimise {:.0} ms, JIT compile {:.0} ms (lowering \
-                     {:.0} ms), run {:.0} ms (first) / {:.0} ms (best of 3), largest error {:.2e}",
+                     {:.0} ms), run {:.0} ms (first) / {:.0} ms (best of 3), largest error {:.2e}; bounds-checked compile + run {:.0} ms",
                     ms(f.import),
                     ms(f.optimize),
                     ms(f.compile),
                     ms(f.lower),
                     ms(f.first_run),
                     ms(f.best_run),
-                    f.max_err
+                    f.max_err,
+                    ms(f.checked)
                 );
             }
             Some(Err(e)) => panic!("{name}: {e}"),
