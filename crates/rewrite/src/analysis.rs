@@ -179,7 +179,7 @@ fn make_data(egraph: &EG, enode: &Node) -> Data {
         }
         Node::Fused(f, ch) => {
             let tys: Vec<&TensorType> = ch.iter().map(|c| egraph[*c].data.ty()).collect();
-            let n = tys.len() - usize::from(f.act == crate::lang::Act::Prelu);
+            let n = tys.len() - f.act.extra();
             let out = infer(&f.base, &tys[..n]).unwrap_or_else(|e| {
                 panic!("a rule built an ill-typed fused `{}`: {e}", f.base.name())
             });

@@ -243,6 +243,7 @@ pub fn emit(
     let mut g = Graph::new(&l.name);
     let mut val: HashMap<Id, Value> = HashMap::new();
     let mut fusions = Vec::new();
+    let mut mask_zero: Option<Value> = None;
     let input_kind: HashMap<&str, InputKind> =
         l.inputs.iter().map(|i| (i.1.as_str(), i.2)).collect();
     let ir = |e: sinter_ir::IrError| RewriteError::Emit(e.to_string());
@@ -289,11 +290,29 @@ pub fn emit(
             Node::Fused(f, _) => {
                 let n = name.get(&u).cloned().unwrap_or_else(|| fresh(&mut taken));
                 let lin = fresh(&mut taken);
-                let k = args.len() - usize::from(f.act == crate::lang::Act::Prelu);
+                let k = args.len() - f.act.extra();
                 let y = g.add_op(&[&lin], f.base.clone(), &args[..k]).map_err(ir)?[0];
-                let mut act_args = vec![y];
-                act_args.extend(args.get(k).copied());
-                let v = g.add_op(&[&n], f.act.op(), &act_args).map_err(ir)?[0];
+                let v = if f.act == crate::lang::Act::ReluMask {
+                    // select(greater(m, 0), y, 0), all masks sharing one zero.
+                    let zero = match mask_zero {
+                        Some(z) => z,
+                        None => {
+                            let z = g
+                                .add_const(&fresh(&mut taken), Tensor::scalar(0.0))
+                                .map_err(ir)?;
+                            *mask_zero.insert(z)
+                        }
+                    };
+                    let mask = g
+                        .add_op(&[&fresh(&mut taken)], Op::Greater {}, &[args[k], zero])
+                        .map_err(ir)?[0];
+                    g.add_op(&[&n], Op::Select {}, &[mask, y, zero])
+                        .map_err(ir)?[0]
+                } else {
+                    let mut act_args = vec![y];
+                    act_args.extend(args.get(k).copied());
+                    g.add_op(&[&n], f.act.op(), &act_args).map_err(ir)?[0]
+                };
                 val.insert(u, v);
                 fusions.push(FusionGroup {
                     linear: lin,

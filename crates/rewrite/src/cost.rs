@@ -196,12 +196,20 @@ pub fn op_cost(op: &Op, ins: &[&TensorType], outs: &[TensorType]) -> f64 {
 }
 
 /// Estimated time of a fused linear op + activation: the linear op's time plus the
-/// activation's arithmetic, with no launch and no memory traffic of its own.
+/// activation's arithmetic, with no launch and no memory traffic of its own, except that the
+/// relu-backward mask reads its mask source.
 pub fn fused_cost(base: &Op, act: Act, ins: &[&TensorType], outs: &[TensorType]) -> f64 {
-    let n = ins.len() - usize::from(act == Act::Prelu);
+    let n = ins.len() - act.extra();
     let base_cost = op_cost(base, &ins[..n], outs);
     let (class, flops) = op_work(&act.op(), &[&outs[0]], outs);
-    base_cost + flops / rate_of(class).flops_per_ns
+    let r = rate_of(class);
+    match act {
+        // greater + select, and the mask source read.
+        Act::ReluMask => {
+            base_cost + 2.0 * flops / r.flops_per_ns + bytes(&ins[n..]) / r.bytes_per_ns
+        }
+        _ => base_cost + flops / r.flops_per_ns,
+    }
 }
 
 /// Estimated time of one e-node given the types of its children and its own.

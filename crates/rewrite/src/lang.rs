@@ -37,10 +37,14 @@ pub enum Act {
     LeakyRelu(Float),
     /// `prelu`; the slope is the fused node's last child.
     Prelu,
+    /// The relu backward `select(greater(m, 0), y, 0)` applied to the linear op's result `y`
+    /// (a gradient); the mask source `m` is the fused node's last child.
+    ReluMask,
 }
 
 impl Act {
-    /// The IR op that applies this activation.
+    /// The IR op that applies this activation (for `ReluMask`, the final `select`; its
+    /// condition is `greater(m, 0)`).
     pub fn op(self) -> Op {
         match self {
             Act::Relu => Op::Relu {},
@@ -48,7 +52,22 @@ impl Act {
             Act::Tanh => Op::Tanh {},
             Act::LeakyRelu(alpha) => Op::LeakyRelu { alpha },
             Act::Prelu => Op::Prelu {},
+            Act::ReluMask => Op::Select {},
         }
+    }
+
+    /// The name in fused e-node names (`fused_gemm_relu`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Act::ReluMask => "relu_mask",
+            other => other.op().name(),
+        }
+    }
+
+    /// Operands the activation adds after the linear op's (the `prelu` slope, the mask
+    /// source).
+    pub fn extra(self) -> usize {
+        usize::from(matches!(self, Act::Prelu | Act::ReluMask))
     }
 
     /// The activation an op applies, if it is one that can be fused.
@@ -147,10 +166,7 @@ impl fmt::Display for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Node::Op(op, _) => f.write_str(op.name()),
-            Node::Fused(fu, _) => {
-                let act = fu.act.op();
-                write!(f, "fused_{}_{}", fu.base.name(), act.name())
-            }
+            Node::Fused(fu, _) => write!(f, "fused_{}_{}", fu.base.name(), fu.act.name()),
             Node::Input(name) => write!(f, "{name}"),
             Node::Const(i) => write!(f, "const.{i}"),
             Node::Get(i, _) => write!(f, "get.{i}"),

@@ -402,7 +402,7 @@ fn run(g: &Graph, opts: &Options) -> Result<Outcome, RewriteError> {
         }
         // A fused node stands for its linear op: credit whoever made that op too (a merge).
         if let lang::Node::Fused(f, ch) = chosen {
-            let n = ch.len() - usize::from(f.act == lang::Act::Prelu);
+            let n = ch.len() - f.act.extra();
             let base = lang::Node::op(f.base.clone(), &ch[..n]);
             if !originals.contains_key(&base)
                 && let Some(r) = made_by.get(&base)

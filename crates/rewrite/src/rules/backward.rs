@@ -26,6 +26,9 @@
 //!   the loss seed, such as `-1/batch` everywhere) becomes an `f32[]` scalar when the result's
 //!   type does not change: the op reads one value instead of a tensor.
 //!
+//! The relu backward after a linear op's gradient (`conv_transpose2d`, `gemm` with `trans_b`)
+//! is fused into that op's epilogue by `fusion/linear-relu-mask` (see [`super::fusion`]).
+//!
 //! The other simplifications training graphs need are general algebra and fire on them too:
 //! `algebra/mul-one` removes the `g * 1` of a gemm bias gradient with `beta = 1`;
 //! `algebra/const-fold` folds the loss seed's chain (`neg`, `reshape`, `broadcast`, the
@@ -36,7 +39,7 @@
 //! without a zero start and emits no double transposes (`gemm` gradients use its flags), so
 //! `algebra/transpose-transpose` has nothing to do there.
 
-use super::{Edit, Rng, Rule, add_const, add_op, all_equal, ops, ty, value};
+use super::{Edit, Rng, Rule, add_const, add_op, all_equal, is_zero, ops, ty, value};
 use crate::analysis::EG;
 use crate::lang::Node;
 use egg::Id;
@@ -81,11 +84,6 @@ pub static RULES: [Rule; 5] = [
         sample: sample_uniform_const,
     },
 ];
-
-/// True when the class is a known `f32` value whose elements are all 0.
-fn is_zero(eg: &EG, c: Id) -> bool {
-    value(eg, c).is_some_and(|t| all_equal(t, 0.0))
-}
 
 fn relu_mask_pool(eg: &EG, class: Id, node: &Node) -> Vec<Edit> {
     let Some((Op::Select {}, &[cond, g, z])) = node.as_op() else {

@@ -252,6 +252,11 @@ pub fn all_equal(t: &Tensor, v: f32) -> bool {
     t.as_f32().is_some_and(|x| x.iter().all(|&y| y == v))
 }
 
+/// True when the class is a known `f32` value whose elements are all 0.
+pub fn is_zero(eg: &EG, c: Id) -> bool {
+    value(eg, c).is_some_and(|t| all_equal(t, 0.0))
+}
+
 /// `[C]` f32 elements of a known value of shape `[C]`.
 pub fn vec_of(eg: &EG, id: Id, c: usize) -> Option<Vec<f32>> {
     let t = value(eg, id)?;
