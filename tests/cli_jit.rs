@@ -102,3 +102,121 @@ fn bench_prints_text_and_json() {
     assert!(s.starts_with("{\"graph\":\"g\",\"threads\":2"), "{s}");
     assert!(s.contains("\"kernels\":[{\"name\":"), "{s}");
 }
+
+/// A small classifier with a scalar `loss` (64 -> 16 -> 10, batch 8).
+const CLASSIFIER: &str = "graph @clf {
+  input %x: f32[8,64]
+  input %labels: i64[8]
+  param %w1: f32[64,16]
+  param %b1: f32[16]
+  param %w2: f32[16,10]
+  param %b2: f32[10]
+  %h = gemm(%x, %w1, %b1)
+  %a = relu(%h)
+  %logits = gemm(%a, %w2, %b2)
+  %logp = log_softmax(%logits) {axis=-1}
+  %onehot = one_hot(%labels) {depth=10}
+  %picked = mul(%onehot, %logp)
+  %per_row = reduce_sum(%picked) {axes=[1]}
+  %mean = reduce_mean(%per_row) {axes=[]}
+  %loss = neg(%mean)
+  output %logits, %loss
+}
+";
+
+#[test]
+fn bench_times_a_training_step() {
+    let f = tmp("clf.sir", CLASSIFIER);
+    let out = sinter(&["bench", f.to_str().unwrap(), "--train", "--runs", "3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("@clf: median") && s.contains("per training step"),
+        "{s}"
+    );
+    // The backward and update kernels are among those timed.
+    assert!(s.contains("w1.next"), "{s}");
+    assert!(s.contains("opt.w1.m.next"), "{s}");
+    let out = sinter(&[
+        "bench",
+        f.to_str().unwrap(),
+        "--train",
+        "--optimizer",
+        "sgd",
+        "--runs",
+        "2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("\"mode\":\"train-sgd\""), "{s}");
+    assert!(s.contains("opt.w2.buf.next"), "{s}");
+    assert!(!s.contains("opt.w2.m"), "{s}");
+}
+
+#[test]
+fn bench_train_reports_unsuitable_graphs_and_options() {
+    let f = tmp("noloss.sir", G);
+    let out = sinter(&["bench", f.to_str().unwrap(), "--train"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--train needs a scalar f32 output `%loss`"),
+        "{err}"
+    );
+    let f = tmp("clf2.sir", CLASSIFIER);
+    let out = sinter(&[
+        "bench",
+        f.to_str().unwrap(),
+        "--train",
+        "--optimizer",
+        "lbfgs",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown optimizer `lbfgs`"),
+        "{}",
+        text(&out.stderr)
+    );
+    // --optimizer means nothing without --train.
+    let out = sinter(&["bench", f.to_str().unwrap(), "--optimizer", "sgd"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `sinter train` runs on the JIT by default and on the interpreter with `--backend interp`.
+/// The two run the same 179 steps and differ only by rounding, so the printed mean loss
+/// agrees to one unit in its last (4th) decimal and the held-out predictions to one digit (a
+/// near-tie of the top two scores may flip).
+#[test]
+fn train_backends_agree() {
+    let f = tmp("clf3.sir", CLASSIFIER);
+    let run = |args: &[&str]| {
+        let mut a = vec!["train", f.to_str().unwrap(), "--epochs", "1"];
+        a.extend_from_slice(args);
+        let out = sinter(&a);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let jit = run(&[]);
+    let interp = run(&["--backend", "interp"]);
+    assert!(jit.contains("(JIT, compiled in"), "{jit}");
+    assert!(interp.contains("(reference interpreter)"), "{interp}");
+    let field = |s: &str, key: &str, end: char| -> f32 {
+        s.split(key)
+            .nth(1)
+            .and_then(|r| r.split(end).next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `{key}` in {s}"))
+    };
+    let loss = |s: &str| field(s, "mean training loss", '\n');
+    assert!(
+        (loss(&jit) - loss(&interp)).abs() <= 1.01e-4,
+        "{jit}\n{interp}"
+    );
+    let correct = |s: &str| field(s, "% (", '/');
+    assert!(correct(&jit) >= 300.0, "{jit}");
+    assert!(
+        (correct(&jit) - correct(&interp)).abs() <= 1.0,
+        "{jit}\n{interp}"
+    );
+}

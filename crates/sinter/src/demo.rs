@@ -2,7 +2,8 @@
 //!
 //! It parses the LeNet example (`ir-spec/examples/lenet.sir`, embedded), verifies it, turns it
 //! into a training graph with autodiff (forward, loss, backward and the Adam update as one
-//! graph), trains it on the embedded digits and reports the accuracy on held-out digits.
+//! graph), trains it on the embedded digits (JIT-compiled unless the options say otherwise)
+//! and reports the accuracy on held-out digits.
 
 use crate::train::{TrainOptions, train_digits};
 use sinter_ir::{Graph, InputKind, Tensor, rng};
@@ -53,10 +54,11 @@ pub fn run(opts: &TrainOptions) -> Result<String, String> {
     let mut s = format!(
         "LeNet (ir-spec/examples/lenet.sir): {} nodes, {params} parameters, verified\n\
          training on the embedded UCI digits (1,437 train / 360 held out) with {}, {} epochs, \
-         reference interpreter\n",
+         {}\n",
         g.nodes().len(),
         opts.optimizer,
-        opts.epochs
+        opts.epochs,
+        opts.engine
     );
     let report = train_digits(&g, opts)?;
     s += &report.render();

@@ -90,18 +90,63 @@ fn bench_input(ty: &TensorType, seed: u64) -> Tensor {
     Tensor::new(&ty.shape, data).expect("sizes follow the type")
 }
 
+/// What `sinter bench` times: the graph itself, or one training step built from it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BenchMode {
+    /// Runs of the graph as it is.
+    Forward,
+    /// Steps of the training graph of the graph's scalar output `loss` (autodiff: forward,
+    /// backward and the optimiser update, compiled as one graph), with this optimiser
+    /// (`adam` or `sgd`, momentum 0.9).
+    Train(String),
+}
+
+/// The training-step graph of `g` and the inputs a step needs besides the data: initial
+/// parameters (He uniform, seed 0), the optimiser's initial state and `lr = 0.01`.
+fn training_step(g: &Graph, optimizer: &str) -> Result<(Graph, HashMap<String, Tensor>), String> {
+    use sinter::autodiff::{Init, Optimizer, TrainConfig, init_params, training_graph};
+    let loss = g
+        .find("loss")
+        .filter(|l| g.outputs().contains(l) && g.ty(*l).to_string() == "f32[]")
+        .ok_or("--train needs a scalar f32 output `%loss`")?;
+    let opt = match optimizer {
+        "adam" => Optimizer::adam(),
+        "sgd" => Optimizer::sgd(0.9),
+        o => return Err(format!("unknown optimizer `{o}` (use adam or sgd)")),
+    };
+    let tg = training_graph(g, loss, &TrainConfig::new(opt)).map_err(|e| e.to_string())?;
+    let mut feeds = init_params(g, Init::HeUniform, 0);
+    feeds.extend(tg.initial_state());
+    feeds.insert(tg.lr.clone(), Tensor::scalar(0.01));
+    Ok((tg.graph, feeds))
+}
+
 /// `sinter bench`: median wall time of whole runs after warm-up, and per-kernel medians.
+/// With [`BenchMode::Train`] a run is one training step; every step reads the same inputs
+/// (the updated parameters are not fed back), which does not change its cost.
 pub fn bench(
     g: &Graph,
     feeds: HashMap<String, Tensor>,
     threads: usize,
     runs: usize,
     json: bool,
+    mode: &BenchMode,
 ) -> Result<String, String> {
     let mut opts = CompileOptions::default();
     opts.lower.threads = threads.max(1);
-    let c = Compiled::new(g, opts).map_err(|e| e.to_string())?;
     let mut feeds = feeds;
+    let (step, what) = match mode {
+        BenchMode::Forward => (None, "run"),
+        BenchMode::Train(o) => {
+            let (tg, extra) = training_step(g, o)?;
+            for (k, v) in extra {
+                feeds.entry(k).or_insert(v);
+            }
+            (Some(tg), "training step")
+        }
+    };
+    let g = step.as_ref().unwrap_or(g);
+    let c = Compiled::new(g, opts).map_err(|e| e.to_string())?;
     for (i, (name, ty)) in c.inputs().iter().enumerate() {
         feeds
             .entry(name.clone())
@@ -137,10 +182,14 @@ pub fn bench(
             .collect();
         let _ = writeln!(
             s,
-            "{{\"graph\":\"{}\",\"threads\":{},\"runs\":{},\"median_ms\":{:.6},\"compile_ms\":{:.3},\"peak_bytes\":{},\"intermediate_bytes\":{},\"kernels\":[{}]}}",
+            "{{\"graph\":\"{}\",\"threads\":{},\"runs\":{},\"mode\":\"{}\",\"median_ms\":{:.6},\"compile_ms\":{:.3},\"peak_bytes\":{},\"intermediate_bytes\":{},\"kernels\":[{}]}}",
             g.name(),
             threads,
             runs,
+            match mode {
+                BenchMode::Forward => "forward".to_string(),
+                BenchMode::Train(o) => format!("train-{o}"),
+            },
             ms(total),
             ms(c.timings.total),
             c.plan.peak_bytes,
@@ -150,9 +199,10 @@ pub fn bench(
     } else {
         let _ = writeln!(
             s,
-            "@{}: median {:.3} ms over {runs} runs ({threads} thread(s)); compiled in {:.1} ms",
+            "@{}: median {:.3} ms per {what} over {runs} runs ({threads} thread(s)); {} kernels compiled in {:.1} ms",
             g.name(),
             ms(total),
+            kernels.len(),
             ms(c.timings.total)
         );
         for (n, d) in &kernels {

@@ -71,7 +71,8 @@ enum Command {
         #[arg(long)]
         timings: bool,
     },
-    /// Time a JIT-compiled graph: median of repeated runs after warm-up, per-kernel times.
+    /// Time a JIT-compiled graph (or, with `--train`, one training step of it): median of
+    /// repeated runs after warm-up, per-kernel times.
     Bench {
         /// The `.sir` file.
         file: PathBuf,
@@ -87,6 +88,13 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Time one training step instead: forward, backward and optimiser update of the
+        /// graph's scalar output `loss`, built by autodiff and compiled as one graph.
+        #[arg(long)]
+        train: bool,
+        /// The optimiser of `--train`: `adam` or `sgd` (momentum 0.9).
+        #[arg(long, default_value = "adam", requires = "train")]
+        optimizer: String,
     },
     /// Optimise a graph by equality saturation and print the result in canonical form.
     Opt {
@@ -115,6 +123,9 @@ enum Command {
         /// Passes over the training digits.
         #[arg(long, default_value_t = 3)]
         epochs: usize,
+        /// What runs the training steps: compiled code or the reference interpreter.
+        #[arg(long, value_enum, default_value_t = sinter::train::Engine::Jit)]
+        backend: sinter::train::Engine,
     },
     /// Train a graph on the embedded digits (inputs `x`, `labels`; scalar output `loss`).
     Train {
@@ -135,6 +146,9 @@ enum Command {
         /// Save the trained parameters to this safetensors file.
         #[arg(long)]
         save: Option<PathBuf>,
+        /// What runs the training steps: compiled code or the reference interpreter.
+        #[arg(long, value_enum, default_value_t = sinter::train::Engine::Jit)]
+        backend: sinter::train::Engine,
     },
 }
 
@@ -251,6 +265,8 @@ fn run(cli: Cli) -> Result<(), String> {
             threads,
             runs,
             json,
+            train,
+            optimizer,
         } => {
             let g = load(&file)?;
             let feeds = match inputs {
@@ -260,15 +276,25 @@ fn run(cli: Cli) -> Result<(), String> {
                     .collect(),
                 None => Default::default(),
             };
-            let s = jit_cli::bench(&g, feeds, threads, runs, json)
+            let mode = if train {
+                jit_cli::BenchMode::Train(optimizer)
+            } else {
+                jit_cli::BenchMode::Forward
+            };
+            let s = jit_cli::bench(&g, feeds, threads, runs, json, &mode)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             print!("{s}");
             Ok(())
         }
-        Command::Demo { seed, epochs } => {
+        Command::Demo {
+            seed,
+            epochs,
+            backend,
+        } => {
             let opts = sinter::train::TrainOptions {
                 seed,
                 epochs,
+                engine: backend,
                 ..Default::default()
             };
             print!("{}", sinter::demo::run(&opts)?);
@@ -281,6 +307,7 @@ fn run(cli: Cli) -> Result<(), String> {
             optimizer,
             seed,
             save,
+            backend,
         } => {
             let g = load(&file)?;
             let opts = sinter::train::TrainOptions {
@@ -290,6 +317,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 seed,
                 save,
                 progress: true,
+                engine: backend,
             };
             print!("{}", sinter::train::train_digits(&g, &opts)?.render());
             Ok(())

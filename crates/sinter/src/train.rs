@@ -2,19 +2,41 @@
 //!
 //! Any graph with data inputs `x` (`f32[B,1,8,8]` or `f32[B,64]`) and `labels` (`i64[B]`), a
 //! scalar output `loss` and an output of shape `[B,10]` (probabilities or logits) can be
-//! trained here: autodiff turns it into one training-step graph, which a backend runs step
-//! after step (the reference interpreter today). Image `i` of the 1,797 is held out for
-//! testing when `i % 5 == 0` (360 images); the rest train in a fixed shuffled order.
+//! trained here: autodiff turns it into one training-step graph, which a [`Engine`] runs step
+//! after step: compiled once by the JIT (the default), or evaluated by the reference
+//! interpreter. The held-out images are scored by the inference graph on the same engine.
+//! Image `i` of the 1,797 is held out for testing when `i % 5 == 0` (360 images); the rest
+//! train in a fixed shuffled order.
 
 use crate::digits::{self, Digit};
 use sinter_autodiff::{
-    Init, Interpret, Optimizer, Schedule, TrainConfig, Trainer, inference_graph, init_params,
-    training_graph,
+    Backend, Init, Interpret, Optimizer, Schedule, TrainConfig, Trainer, TrainingGraph,
+    inference_graph, init_params, training_graph,
 };
 use sinter_ir::{Graph, Tensor, rng};
+use sinter_runtime::{CompileOptions, Compiled, Jit};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
+
+/// What runs the training steps and the evaluation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// Native code: the step graph is compiled once by the JIT (`sinter_runtime::Jit`).
+    #[default]
+    Jit,
+    /// The reference interpreter (slow; the oracle).
+    Interp,
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Engine::Jit => "JIT",
+            Engine::Interp => "reference interpreter",
+        })
+    }
+}
 
 /// How to train.
 #[derive(Clone, Debug)]
@@ -31,6 +53,8 @@ pub struct TrainOptions {
     pub save: Option<PathBuf>,
     /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// What runs the steps.
+    pub engine: Engine,
 }
 
 impl Default for TrainOptions {
@@ -42,6 +66,7 @@ impl Default for TrainOptions {
             seed: 0,
             save: None,
             progress: true,
+            engine: Engine::Jit,
         }
     }
 }
@@ -57,6 +82,10 @@ pub struct TrainReport {
     pub evaluated: usize,
     /// Wall-clock seconds of the training steps.
     pub seconds: f64,
+    /// Wall-clock seconds spent compiling the step (0 for the interpreter).
+    pub compile_seconds: f64,
+    /// What ran the steps.
+    pub engine: Engine,
     /// Training steps run.
     pub steps: usize,
 }
@@ -161,64 +190,116 @@ pub fn train_digits(g: &Graph, opts: &TrainOptions) -> Result<TrainReport, Strin
         steps: total.max(1),
     };
     let params = init_params(g, Init::HeUniform, opts.seed);
-    let mut tr = Trainer::new(Interpret(sinter_interp::run), tg, params, schedule)
-        .map_err(|e| e.to_string())?;
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new(total)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} steps, loss {msg} ({eta})",
-        )
-        .map_err(|e| e.to_string())?
-        .progress_chars("=> "),
-    );
-    let start = Instant::now();
-    let mut epoch_loss = Vec::new();
-    for epoch in 0..opts.epochs {
-        bar.set_prefix(format!("epoch {}/{}", epoch + 1, opts.epochs));
-        let mut sum = 0.0;
-        for s in 0..per_epoch {
-            let l = tr
-                .step(&feeds(&train[s * b..(s + 1) * b], image))
-                .map_err(|e| e.to_string())?;
-            sum += l;
-            bar.set_message(format!("{l:.4}"));
-            bar.inc(1);
-        }
-        epoch_loss.push(sum / per_epoch.max(1) as f32);
-    }
-    bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
-    if let Some(path) = &opts.save {
-        tr.save(path).map_err(|e| e.to_string())?;
-    }
     let inf = inference_graph(g).map_err(|e| e.to_string())?;
-    let (mut correct, mut evaluated) = (0, 0);
-    for chunk in test.chunks_exact(b) {
-        let mut f = feeds(chunk, image);
-        f.extend(tr.model());
-        let outs = sinter_interp::run(&inf, &f).map_err(|e| e.to_string())?;
-        let p = outs
-            .iter()
-            .find(|(n, _)| *n == score)
-            .and_then(|(_, t)| t.as_f32())
-            .ok_or("no scores")?;
-        for (d, row) in chunk.iter().zip(p.chunks(10)) {
-            let best = (0..10).fold(0, |m, k| if row[k] > row[m] { k } else { m });
-            correct += usize::from(best == d.label as usize);
-            evaluated += 1;
+    let run = Run {
+        opts,
+        train: &train,
+        test: &test,
+        b,
+        image,
+        score: &score,
+        total,
+    };
+    match opts.engine {
+        Engine::Jit => {
+            let c = Compiled::new(&inf, CompileOptions::default()).map_err(|e| e.to_string())?;
+            run.go(Jit::default(), tg, params, schedule, |f| {
+                c.run(f).map_err(|e| e.to_string())
+            })
         }
+        Engine::Interp => run.go(Interpret(sinter_interp::run), tg, params, schedule, |f| {
+            sinter_interp::run(&inf, f).map_err(|e| e.to_string())
+        }),
     }
-    Ok(TrainReport {
-        epoch_loss,
-        correct,
-        evaluated,
-        seconds,
-        steps: total as usize,
-    })
+}
+
+/// One training run's data and settings, independent of the engine.
+struct Run<'a> {
+    opts: &'a TrainOptions,
+    train: &'a [&'a Digit],
+    test: &'a [&'a Digit],
+    b: usize,
+    image: bool,
+    score: &'a str,
+    total: u64,
+}
+
+impl Run<'_> {
+    /// Trains on `backend` and scores the held-out images with `infer` (the inference graph).
+    fn go<B: Backend>(
+        &self,
+        backend: B,
+        tg: TrainingGraph,
+        params: HashMap<String, Tensor>,
+        schedule: Schedule,
+        infer: impl Fn(&HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, String>,
+    ) -> Result<TrainReport, String> {
+        let (opts, b, image) = (self.opts, self.b, self.image);
+        let t0 = Instant::now();
+        let mut tr = Trainer::new(backend, tg, params, schedule).map_err(|e| e.to_string())?;
+        let compile_seconds = match opts.engine {
+            Engine::Jit => t0.elapsed().as_secs_f64(),
+            Engine::Interp => 0.0,
+        };
+        let bar = if opts.progress {
+            indicatif::ProgressBar::new(self.total)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} steps, loss {msg} ({eta})",
+            )
+            .map_err(|e| e.to_string())?
+            .progress_chars("=> "),
+        );
+        let per_epoch = self.train.len() / b;
+        let start = Instant::now();
+        let mut epoch_loss = Vec::new();
+        for epoch in 0..opts.epochs {
+            bar.set_prefix(format!("epoch {}/{}", epoch + 1, opts.epochs));
+            let mut sum = 0.0;
+            for s in 0..per_epoch {
+                let l = tr
+                    .step(&feeds(&self.train[s * b..(s + 1) * b], image))
+                    .map_err(|e| e.to_string())?;
+                sum += l;
+                bar.set_message(format!("{l:.4}"));
+                bar.inc(1);
+            }
+            epoch_loss.push(sum / per_epoch.max(1) as f32);
+        }
+        bar.finish_and_clear();
+        let seconds = start.elapsed().as_secs_f64();
+        if let Some(path) = &opts.save {
+            tr.save(path).map_err(|e| e.to_string())?;
+        }
+        let (mut correct, mut evaluated) = (0, 0);
+        for chunk in self.test.chunks_exact(b) {
+            let mut f = feeds(chunk, image);
+            f.extend(tr.model());
+            let outs = infer(&f)?;
+            let p = outs
+                .iter()
+                .find(|(n, _)| n == self.score)
+                .and_then(|(_, t)| t.as_f32())
+                .ok_or("no scores")?;
+            for (d, row) in chunk.iter().zip(p.chunks(10)) {
+                let best = (0..10).fold(0, |m, k| if row[k] > row[m] { k } else { m });
+                correct += usize::from(best == d.label as usize);
+                evaluated += 1;
+            }
+        }
+        Ok(TrainReport {
+            epoch_loss,
+            correct,
+            evaluated,
+            seconds,
+            compile_seconds,
+            engine: opts.engine,
+            steps: self.total as usize,
+        })
+    }
 }
 
 impl TrainReport {
@@ -228,10 +309,15 @@ impl TrainReport {
         for (i, l) in self.epoch_loss.iter().enumerate() {
             s += &format!("epoch {}: mean training loss {l:.4}\n", i + 1);
         }
+        let compiled = match self.engine {
+            Engine::Jit => format!(", compiled in {:.2} s", self.compile_seconds),
+            Engine::Interp => String::new(),
+        };
         s += &format!(
-            "{} training steps in {:.1} s; test accuracy {:.1}% ({}/{} held-out digits)\n",
+            "{} training steps in {:.2} s ({}{compiled}); test accuracy {:.1}% ({}/{} held-out digits)\n",
             self.steps,
             self.seconds,
+            self.engine,
             100.0 * self.accuracy(),
             self.correct,
             self.evaluated
