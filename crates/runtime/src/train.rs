@@ -3,12 +3,15 @@
 //!
 //! The training graph is compiled once ([`Compiled::new`]: lowering, Cranelift, one memory
 //! plan) and each step feeds the batch, the parameters, the optimiser state and the learning
-//! rate to [`Compiled::run`]. The graph is compiled as autodiff built it: this backend does not
-//! run the equality-saturation optimiser (`sinter_rewrite::optimize`). Its rules target
-//! inference graphs (batch-norm folding, merging sibling convolutions; epilogue fusion is
-//! written back as the same primitives, since the IR has no fused op), none of them rewrites a
-//! backward op, and saturating a whole training step would add its time to every compile and
-//! make the runtime depend on the rewrite crate. A caller who wants it can optimise
+//! rate to [`Compiled::run`].
+//!
+//! The graph is compiled as autodiff built it: this backend does not run the
+//! equality-saturation optimiser (`sinter_rewrite::optimize`) first. That would be cheap, but
+//! it buys nothing yet. Measured on the LeNet example's Adam step (2-vCPU machine, test
+//! profile), rewriting took 11 ms and cut the kernels from 83 to 61 and the compile time from
+//! 46 to 35 ms, but the step took 1.88 ms either way: it is dominated by the scalar
+//! `conv_transpose2d` and `conv2d_weight_grad` loop nests, which no rule changes. Doing it here
+//! would also make the runtime depend on the rewrite crate. A caller who wants it can optimise
 //! [`TrainingGraph::graph`](sinter_autodiff::TrainingGraph) before building the trainer.
 //!
 //! [`Trainer`]: sinter_autodiff::Trainer
