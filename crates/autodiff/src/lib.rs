@@ -5,7 +5,8 @@
 //! compiled together. On top of that, [`train`] builds one graph for a whole training step
 //! (forward, loss, backward, gradient clipping and the optimiser update), whose parameters and
 //! optimiser state are inputs and whose updated copies are outputs; a [`Trainer`] runs it step
-//! after step on a [`Backend`] (the reference interpreter today, the JIT later).
+//! after step on a [`Backend`] (the reference interpreter through [`Interpret`], or compiled
+//! code through `sinter_runtime::Jit`).
 //!
 //! - [`mod@grad`]: the transformation; the private module `rules` holds the one gradient
 //!   table (an exhaustive `match` over [`sinter_ir::Op`]).
