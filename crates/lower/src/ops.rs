@@ -453,6 +453,22 @@ pub fn lower_op(
             pad,
             dilation,
             groups,
+        } if opt.microkernels => gemm_conv_weight_grad(
+            &mut k,
+            ins,
+            out,
+            &ib,
+            o,
+            axes_of(*stride, *pad, *dilation),
+            *groups as usize,
+            opt.threads,
+        )?,
+        Op::Conv2dWeightGrad {
+            kernel: _,
+            stride,
+            pad,
+            dilation,
+            groups,
         } => lower_conv_weight_grad(
             &mut k,
             ins,
@@ -1188,6 +1204,85 @@ fn gemm_conv2d(
                 bias: ib.get(2).map(|&bb| mat(bb, g * c(cog), 1, 0)),
                 relu: false,
             },
+        })));
+        s
+    });
+    k.body.extend(s);
+    Ok(())
+}
+
+/// conv2d's weight gradient as GEMM per image and group, accumulated over the batch:
+/// `dw[g] (C_out/g x C_in/g*kH*kW) += dy[b, g] (C_out/g x oH*oW) * col^T`, where `col` is the
+/// forward conv's im2col matrix of image `b` (or the input itself for 1x1 stride-1 unpadded
+/// convolutions), read transposed through its strides.
+#[allow(clippy::too_many_arguments)]
+fn gemm_conv_weight_grad(
+    k: &mut Kernel,
+    ins: &[&TensorType],
+    out: &TensorType,
+    ib: &[Buf],
+    o: Buf,
+    ax: [Axis; 2],
+    groups: usize,
+    threads: usize,
+) -> R<()> {
+    let xd = dims4(ins[0])?;
+    let dd = dims4(ins[1])?;
+    let wd = dims4(out)?;
+    let [n, c_in, h, w] = xd;
+    let [_, c_out, oh, ow] = dd;
+    let [_, cig, kh, kw] = wd;
+    let groups = groups.max(1);
+    let cog = c_out / groups;
+    let kdim = cig * kh * kw;
+    let ohw = oh * ow;
+    let direct = kh == 1
+        && kw == 1
+        && ax
+            .iter()
+            .all(|a| a.stride == 1 && a.before == 0 && a.after == 0);
+    let col = if direct {
+        None
+    } else {
+        Some(k.scratch("col", Ty::F32, kdim * ohw))
+    };
+    fill(k, o, out.numel(), Expr::F(0.0));
+    let (x, dy) = (ib[0], ib[1]);
+    let s = nest(k, &[n, groups], "g", |k, bg| {
+        let (b, g) = (bg[0].clone(), bg[1].clone());
+        let mut s = Vec::new();
+        // B = col^T: element (p, q) is col[q, p].
+        let bmat = match col {
+            None => mat(
+                x,
+                (b.clone() * c(c_in) + g.clone() * c(cig)) * c(h * w),
+                1,
+                h * w,
+            ),
+            Some(col) => {
+                s.extend(im2col(
+                    k,
+                    (x, xd),
+                    col,
+                    (b.clone(), g.clone() * c(cig)),
+                    [cig, kh, kw],
+                    [oh, ow],
+                    ax,
+                ));
+                mat(col, Expr::I(0), 1, ohw)
+            }
+        };
+        s.push(Stmt::Gemm(Box::new(GemmCall {
+            m: cog,
+            n: kdim,
+            k: ohw,
+            alpha: 1.0,
+            beta: 1.0,
+            a: mat(dy, (b * c(c_out) + g.clone() * c(cog)) * c(ohw), ohw, 1),
+            b: bmat,
+            c: mat(o, g * c(cog * kdim), kdim, 1),
+            threads,
+            epilogue: GemmEpilogue::default(),
         })));
         s
     });

@@ -48,6 +48,9 @@ const CASES: &[&str] = &[
     "graph @wgrad { input %x: f32[2,6,7,5]  input %dy: f32[2,4,4,3]
        %dw = conv2d_weight_grad(%x, %dy) {kernel=[3, 2], stride=[2, 3], pad=[2, 1, 3, 4], dilation=[2, 1], groups=2}
        output %dw }",
+    "graph @wgrad1x1 { input %x: f32[2,6,3,5]  input %dy: f32[2,4,3,5]
+       %dw = conv2d_weight_grad(%x, %dy) {kernel=[1, 1], groups=2}
+       output %dw }",
     "graph @pools { input %x: f32[2,3,7,5]
        %m = max_pool2d(%x) {kernel=[3, 2], stride=[2, 3], pad=[1, 1, 2, 1]}
        %a = avg_pool2d(%x) {kernel=[3, 2], stride=[2, 3], pad=[1, 1, 2, 1]}
@@ -141,7 +144,11 @@ fn every_op_has_a_case() {
 /// GEMM-based kernels (the microkernel driver) sum in another order than the interpreter;
 /// everything else reproduces its arithmetic.
 fn tol(g: &sinter_ir::Graph) -> f32 {
-    if ["linear", "conv", "convpad", "conv1x1", "epilogue"].contains(&g.name()) {
+    if [
+        "linear", "conv", "convpad", "conv1x1", "epilogue", "wgrad", "wgrad1x1",
+    ]
+    .contains(&g.name())
+    {
         1e-5
     } else {
         1e-6
