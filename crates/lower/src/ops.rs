@@ -438,6 +438,22 @@ pub fn lower_op(
             output_pad: _,
             dilation,
             groups,
+        } if opt.microkernels => gemm_conv_transpose2d(
+            &mut k,
+            ins,
+            out,
+            &ib,
+            o,
+            axes_of(*stride, *pad, *dilation),
+            *groups as usize,
+            opt.threads,
+        )?,
+        Op::ConvTranspose2d {
+            stride,
+            pad,
+            output_pad: _,
+            dilation,
+            groups,
         } => lower_conv_transpose2d(
             &mut k,
             ins,
@@ -1595,22 +1611,97 @@ fn lower_conv_transpose2d(
     });
     k.body.extend(s);
     if let Some(&bb) = ib.get(2) {
-        let s = nest(k, &od, "o", |_, idx| {
-            vec![accumulate(
-                o,
-                idx4(
-                    od,
-                    [
-                        idx[0].clone(),
-                        idx[1].clone(),
-                        idx[2].clone(),
-                        idx[3].clone(),
-                    ],
+        add_channel_bias(k, o, od, bb);
+    }
+    Ok(())
+}
+
+/// `o[b, c, y, x] += bias[c]`.
+fn add_channel_bias(k: &mut Kernel, o: Buf, od: [usize; 4], bias: Buf) {
+    let s = nest(k, &od, "o", |_, idx| {
+        vec![accumulate(
+            o,
+            idx4(
+                od,
+                [
+                    idx[0].clone(),
+                    idx[1].clone(),
+                    idx[2].clone(),
+                    idx[3].clone(),
+                ],
+            ),
+            load(bias, idx[1].clone()),
+        )]
+    });
+    k.body.extend(s);
+}
+
+/// conv_transpose2d as GEMM per image and group, then col2im: `cols (C_out/g*kH*kW x H*W) =
+/// w[g]^T * x[b, g]` (the weight read transposed through its strides), and each `cols`
+/// element is added to the output position its tap reaches (if inside). The bias follows.
+#[allow(clippy::too_many_arguments)]
+fn gemm_conv_transpose2d(
+    k: &mut Kernel,
+    ins: &[&TensorType],
+    out: &TensorType,
+    ib: &[Buf],
+    o: Buf,
+    ax: [Axis; 2],
+    groups: usize,
+    threads: usize,
+) -> R<()> {
+    let xd = dims4(ins[0])?;
+    let wd = dims4(ins[1])?;
+    let od = dims4(out)?;
+    let [n, c_in, h, w] = xd;
+    let [_, cog, kh, kw] = wd;
+    let [_, _, oh, ow] = od;
+    let groups = groups.max(1);
+    let cig = c_in / groups;
+    let (rows, hw) = (cog * kh * kw, h * w);
+    let cols = k.scratch("cols", Ty::F32, rows * hw);
+    fill(k, o, out.numel(), Expr::F(0.0));
+    let (x, wb) = (ib[0], ib[1]);
+    let s = nest(k, &[n, groups], "g", |k, bg| {
+        let (b, g) = (bg[0].clone(), bg[1].clone());
+        let mut s = vec![Stmt::Gemm(Box::new(GemmCall {
+            m: rows,
+            n: hw,
+            k: cig,
+            alpha: 1.0,
+            beta: 0.0,
+            // A = w[g]^T: element (p, q) is w[g * cig + q, p].
+            a: mat(wb, g.clone() * c(cig * rows), 1, rows),
+            b: mat(x, (b.clone() * c(c_in) + g.clone() * c(cig)) * c(hw), hw, 1),
+            c: mat(cols, Expr::I(0), hw, 1),
+            threads,
+            epilogue: GemmEpilogue::default(),
+        }))];
+        s.extend(nest(k, &[cog, kh, kw, h, w], "c", |k, r| {
+            let oy = k.var("oy", Ty::I64);
+            let ox = k.var("ox", Ty::I64);
+            let co = g.clone() * c(cog) + r[0].clone();
+            let oi = idx4(od, [b.clone(), co, Expr::v(oy), Expr::v(ox)]);
+            let ci = ((r[0].clone() * c(kh) + r[1].clone()) * c(kw) + r[2].clone()) * c(hw)
+                + r[3].clone() * c(w)
+                + r[4].clone();
+            vec![
+                Stmt::Set(oy, tap(r[3].clone(), r[1].clone(), ax[0])),
+                Stmt::Set(ox, tap(r[4].clone(), r[2].clone(), ax[1])),
+                Stmt::If(
+                    Expr::v(oy)
+                        .in_range(oh as i64)
+                        .and(Expr::v(ox).in_range(ow as i64)),
+                    vec![accumulate(o, oi, load(cols, ci))],
+                    vec![],
                 ),
-                load(bb, idx[1].clone()),
-            )]
-        });
-        k.body.extend(s);
+            ]
+        }));
+        s
+    });
+    k.body.extend(s);
+    if let Some(&bb) = ib.get(2) {
+        add_channel_bias(k, o, od, bb);
     }
     Ok(())
 }
