@@ -58,8 +58,9 @@ impl Data {
 /// The analysis state: constant table, input types, fold limit and provenance.
 #[derive(Debug)]
 pub struct Analysis {
-    /// Constants by index ([`Node::Const`]).
-    pub consts: Vec<Arc<Tensor>>,
+    /// Constants by index ([`Node::Const`]), each a one-element list: the same `Arc` is the
+    /// value of its e-class ([`Data::value`]), so a constant is never copied in the e-graph.
+    pub consts: Vec<Arc<Vec<Tensor>>>,
     /// Content hash to constant indices, for deduplicating folded values.
     const_index: HashMap<u64, Vec<u32>>,
     /// Types of graph inputs and parameters by name.
@@ -91,24 +92,36 @@ impl Default for Analysis {
     }
 }
 
-/// A content hash of a tensor (dtype, shape and element bits).
+/// Elements a content hash looks at, at most.
+const HASH_SAMPLES: usize = 4096;
+
+/// A content hash of a tensor: dtype, shape and the bits of up to [`HASH_SAMPLES`] evenly
+/// spaced elements. It only picks candidates for deduplication, which [`same_bits`] then
+/// confirms, so sampling is safe; it keeps a model's weights (VGG-16: 138 M floats) from
+/// being hashed element by element.
 pub fn tensor_hash(t: &Tensor) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     t.shape().hash(&mut h);
+    let n = t.numel();
+    let step = n.div_ceil(HASH_SAMPLES).max(1);
     match t.data() {
         TensorData::F32(v) => {
             0u8.hash(&mut h);
-            for x in v {
+            for x in v.iter().step_by(step) {
                 x.to_bits().hash(&mut h);
             }
         }
         TensorData::I64(v) => {
             1u8.hash(&mut h);
-            v.hash(&mut h);
+            for x in v.iter().step_by(step) {
+                x.hash(&mut h);
+            }
         }
         TensorData::Bool(v) => {
             2u8.hash(&mut h);
-            v.hash(&mut h);
+            for x in v.iter().step_by(step) {
+                x.hash(&mut h);
+            }
         }
     }
     h.finish()
@@ -131,7 +144,7 @@ impl Analysis {
     pub fn push_const(&mut self, t: Tensor) -> u32 {
         let i = self.consts.len() as u32;
         self.const_index.entry(tensor_hash(&t)).or_default().push(i);
-        self.consts.push(Arc::new(t));
+        self.consts.push(Arc::new(vec![t]));
         i
     }
 
@@ -141,7 +154,7 @@ impl Analysis {
         if let Some(is) = self.const_index.get(&h)
             && let Some(&i) = is
                 .iter()
-                .find(|&&i| same_bits(&self.consts[i as usize], &t))
+                .find(|&&i| same_bits(&self.consts[i as usize][0], &t))
         {
             return i;
         }
@@ -159,11 +172,11 @@ fn make_data(egraph: &EG, enode: &Node) -> Data {
             value: None,
         },
         Node::Const(i) => {
-            let t = a.consts[*i as usize].clone();
+            let v = a.consts[*i as usize].clone();
             Data {
-                tys: SmallVec::from_elem(t.ty(), 1),
+                tys: SmallVec::from_elem(v[0].ty(), 1),
                 constant: true,
-                value: Some(Arc::new(vec![(*t).clone()])),
+                value: Some(v),
             }
         }
         Node::Get(i, [t]) => {

@@ -262,7 +262,7 @@ pub fn emit(
             }
             Node::Const(i) => {
                 let n = name.get(&u).cloned().unwrap_or_else(|| fresh(&mut taken));
-                let t = (*eg.analysis.consts[*i as usize]).clone();
+                let t = eg.analysis.consts[*i as usize][0].clone();
                 val.insert(u, g.add_const(&n, t).map_err(ir)?);
             }
             Node::Op(op, _) if eg[u].data.tys.len() > 1 => {
