@@ -1,5 +1,5 @@
 //! The JIT side of the `sinter` command: `run` (JIT by default, `--interp` for the oracle),
-//! `compile --emit loops|clif --timings` and `bench [--threads N] [--json]`.
+//! `compile --emit loops|clif|asm --timings` and `bench [--threads N] [--json]`.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -75,6 +75,16 @@ fn compile_emits_loops_clif_and_timings() {
         text(&out.stdout).contains("function"),
         "{}",
         text(&out.stdout)
+    );
+    // Machine code: one listing per kernel, ending in a return.
+    let out = sinter(&["compile", f.to_str().unwrap(), "--emit", "asm"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let asm = text(&out.stdout);
+    assert!(asm.contains("; kernel softmax_s"), "{asm}");
+    assert!(asm.contains("ret"), "{asm}");
+    assert!(
+        !asm.contains("function"),
+        "CLIF instead of machine code: {asm}"
     );
 }
 

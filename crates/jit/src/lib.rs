@@ -38,6 +38,8 @@ pub struct Options {
     pub bounds_checks: bool,
     /// Run Cranelift's optimiser (`opt_level=speed`) rather than `none`.
     pub optimize: bool,
+    /// Keep each kernel's machine code as text ([`Module::asm`], `sinter compile --emit asm`).
+    pub keep_asm: bool,
 }
 
 impl Default for Options {
@@ -45,6 +47,7 @@ impl Default for Options {
         Options {
             bounds_checks: false,
             optimize: true,
+            keep_asm: false,
         }
     }
 }
@@ -75,6 +78,9 @@ pub struct Module {
     fns: Vec<KernelFn>,
     /// Cranelift IR text of each kernel, when asked for.
     pub clif: Vec<String>,
+    /// Machine code of each kernel as text (Cranelift's listing of the final x64 or aarch64
+    /// instructions, after register allocation), when [`Options::keep_asm`] is set.
+    pub asm: Vec<String>,
     /// Time spent building and compiling each kernel.
     pub compile_times: Vec<Duration>,
 }
@@ -149,6 +155,7 @@ pub fn compile(kernels: &[Kernel], opts: Options, keep_clif: bool) -> Result<Mod
     let mut fctx = FunctionBuilderContext::new();
     let mut ids: Vec<FuncId> = Vec::new();
     let mut clif = Vec::new();
+    let mut asm = Vec::new();
     let mut times = Vec::new();
     let mut ext_ids: HashMap<Extern, FuncId> = HashMap::new();
     for e in Extern::ALL {
@@ -199,9 +206,13 @@ pub fn compile(kernels: &[Kernel], opts: Options, keep_clif: bool) -> Result<Mod
         let id = module
             .declare_function(&format!("k{i}"), Linkage::Local, &ctx.func.signature)
             .map_err(|e| err(e.to_string()))?;
+        ctx.set_disasm(opts.keep_asm);
         module
             .define_function(id, &mut ctx)
             .map_err(|e| err(format!("{e:?}")))?;
+        if let Some(text) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+            asm.push(format!("; kernel {}\n{text}", k.name));
+        }
         module.clear_context(&mut ctx);
         ids.push(id);
         times.push(t0.elapsed());
@@ -222,6 +233,7 @@ pub fn compile(kernels: &[Kernel], opts: Options, keep_clif: bool) -> Result<Mod
         module: Some(module),
         fns,
         clif,
+        asm,
         compile_times: times,
     })
 }

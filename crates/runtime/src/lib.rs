@@ -357,6 +357,11 @@ impl Compiled {
         &self.module.clif
     }
 
+    /// Machine code of each kernel as text (empty unless compiled with `jit.keep_asm`).
+    pub fn asm(&self) -> &[String] {
+        &self.module.asm
+    }
+
     /// The graph's inputs (name and type), in definition order.
     pub fn inputs(&self) -> &[(String, TensorType)] {
         &self.inputs

@@ -16,6 +16,8 @@ pub enum Emit {
     Loops,
     /// Cranelift IR of every kernel.
     Clif,
+    /// Machine code of every kernel (Cranelift's listing of the final instructions).
+    Asm,
 }
 
 /// Runs `g` through the JIT.
@@ -26,16 +28,23 @@ pub fn run(g: &Graph, feeds: &HashMap<String, Tensor>) -> Result<Vec<(String, Te
 
 /// `sinter compile`: the generated code, and compile times with `timings`.
 pub fn compile(g: &Graph, emit: Option<Emit>, timings: bool) -> Result<String, String> {
-    let opts = CompileOptions {
+    let mut opts = CompileOptions {
         keep_clif: emit == Some(Emit::Clif),
         ..CompileOptions::default()
     };
+    opts.jit.keep_asm = emit == Some(Emit::Asm);
     let c = Compiled::new(g, opts).map_err(|e| e.to_string())?;
     let mut s = String::new();
     match emit {
         Some(Emit::Loops) => s += &c.program.to_string(),
         Some(Emit::Clif) => {
             for f in c.clif() {
+                s += f;
+                s += "\n";
+            }
+        }
+        Some(Emit::Asm) => {
+            for f in c.asm() {
                 s += f;
                 s += "\n";
             }

@@ -64,7 +64,8 @@ enum Command {
     Compile {
         /// The `.sir` file.
         file: PathBuf,
-        /// Print the loop-nest IR (`loops`) or Cranelift IR (`clif`) of every kernel.
+        /// Print the loop-nest IR (`loops`), Cranelift IR (`clif`) or machine code (`asm`) of
+        /// every kernel.
         #[arg(long, value_enum)]
         emit: Option<jit_cli::Emit>,
         /// Print compile times per kernel and the memory plan.
