@@ -423,6 +423,89 @@ def bench_model(key, spec, args, workdir):
 
 
 # ---------------------------------------------------------------------------------------------
+# Training step: ir-spec/examples/lenet.sir (8x8 digits, batch 16, softmax cross-entropy) with
+# `sinter bench --train`, against the same network and step in PyTorch eager.
+
+
+class SirLeNet(nn.Module):
+    """The network of ir-spec/examples/lenet.sir."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 6, 3, padding=1)
+        self.c2 = nn.Conv2d(6, 16, 3, padding=1)
+        self.f3 = nn.Linear(64, 32)
+        self.f4 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = nn.functional.max_pool2d(torch.relu(self.c1(x)), 2)
+        x = nn.functional.max_pool2d(torch.relu(self.c2(x)), 2)
+        return self.f4(torch.relu(self.f3(torch.flatten(x, 1))))
+
+
+def bench_train(args):
+    """One training step (forward, loss, backward, update), Adam, lr 0.01."""
+    sir = os.path.join(ROOT, "ir-spec", "examples", "lenet.sir")
+    rec = {"model": "lenet.sir (train step)", "desc": "ir-spec/examples/lenet.sir: 8x8 digits, batch 16, "
+           "conv3x3(6)-pool-conv3x3(16)-pool-fc32-fc10, softmax cross-entropy, Adam",
+           "threads": {}, "errors": {}}
+    print(f"== train: {rec['desc']}", file=sys.stderr, flush=True)
+    torch.manual_seed(0)
+    model = SirLeNet()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    x = torch.from_numpy(np.random.default_rng(0).random((16, 1, 8, 8), dtype=np.float32))
+    labels = torch.from_numpy(np.random.default_rng(1).integers(0, 10, 16))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        logits = model(x)
+        torch.softmax(logits, -1)  # lenet.sir also outputs the probabilities
+        loss = nn.functional.cross_entropy(logits, labels)
+        loss.backward()
+        opt.step()
+
+    runs = {}
+    for t in args.threads:
+        rec["threads"][t] = {"sinter": [], "eager": [], "sinter_compile_ms": []}
+        runs[("sinter", t)] = runs[("eager", t)] = args.runs
+    for r in range(args.rounds):
+        for t in args.threads:
+            cell = rec["threads"][t]
+            if "sinter" not in rec["errors"]:
+                try:
+                    cmd = [args.sinter, "bench", sir, "--train", "--optimizer", "adam", "--json", "--threads",
+                           str(t), "--runs", str(runs[("sinter", t)])]
+                    p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.sinter_timeout)
+                    if p.returncode != 0:
+                        raise RuntimeError(first_line(p.stderr or p.stdout))
+                    j = json.loads(next(line for line in p.stdout.splitlines() if line.startswith("{")))
+                    cell["sinter"].append(j["median_ms"])
+                    cell["sinter_compile_ms"].append(j["compile_ms"])
+                except Exception as e:  # noqa: BLE001
+                    rec["errors"]["sinter"] = str(e)
+            torch.set_num_threads(t)
+            cell["eager"].append(time_runs(step, runs[("eager", t)], 3))
+    for cell in rec["threads"].values():
+        for k in ("sinter", "eager", "sinter_compile_ms"):
+            cell[k + "_med"] = statistics.median(cell[k]) if cell[k] else None
+    return rec
+
+
+def train_table(rec):
+    lines = ["Training step, median ms: " + rec["desc"] + ". Sinter: `sinter bench lenet.sir --train "
+             "--optimizer adam` (the step graph built by autodiff, compiled once). torch.compile is not "
+             "timed on training yet.", "",
+             "| model | T | Sinter | torch eager | Sinter/eager | Sinter compile ms |", "|---|---|---|---|---|---|"]
+    for t, c in rec["threads"].items():
+        s = c["sinter_med"]
+        lines.append(f"| {rec['model']} | {t} | {fmt_ms(s) if s is not None else '**fails**'} | "
+                     f"{fmt_ms(c['eager_med'])} | {ratio(s, c['eager_med'])} | {fmt_ms(c['sinter_compile_ms_med'])} |")
+    for k, v in rec["errors"].items():
+        lines.append(f"\n- {k}: `{v}`")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
 # The table.
 
 
@@ -494,11 +577,21 @@ def machine_header(args, load_before):
     except OSError:
         pass
     load_after = os.getloadavg()
-    return (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}"
-            f"{' (with uncommitted changes in the tree)' if dirty else ''}; {cpu}, {os.cpu_count()} vCPUs; "
+    try:
+        built = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(os.path.getmtime(args.sinter)))
+    except OSError:
+        built = "?"
+    return (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, HEAD {commit}"
+            f"{' (with uncommitted changes in the tree)' if dirty else ''}, sinter binary built {built}; {cpu}, {os.cpu_count()} vCPUs; "
             f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; torch {torch.__version__}, "
             f"onnxruntime {ort.__version__}, Python {platform.python_version()}; OMP_WAIT_POLICY="
             f"{os.environ.get('OMP_WAIT_POLICY')}; {args.rounds} interleaved rounds.")
+
+
+def keys_train_ok(args):
+    """Whether this sinter has `bench --train` (the training-step bench)."""
+    p = subprocess.run([args.sinter, "bench", "--help"], capture_output=True, text=True)
+    return "--train" in p.stdout
 
 
 def main():
@@ -511,6 +604,8 @@ def main():
     ap.add_argument("--min-runs", type=int, default=3, help="fewest timed runs per peer per round (default 3)")
     ap.add_argument("--round-ms", type=float, default=250.0,
                     help="aim for about this much timing per peer per round (default 250)")
+    ap.add_argument("--no-train", dest="train", action="store_false",
+                    help="skip the training-step comparison (lenet.sir, needs `sinter bench --train`)")
     ap.add_argument("--no-torch-compile", dest="torch_compile", action="store_false", help="skip torch.compile")
     ap.add_argument("--compile-threads", default="1",
                     help="thread counts at which to time torch.compile (default 1: it compiles once per count)")
@@ -546,7 +641,17 @@ def main():
                 traceback.print_exc(file=sys.stderr)
                 recs.append({"model": k, "desc": models[k][2], "threads": {}, "errors": {"harness": first_line(str(e))},
                              "ort_session_ms": {}})
+    train = None
+    if args.train and keys_train_ok(args):
+        try:
+            train = bench_train(args)
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc(file=sys.stderr)
+            print(f"training-step comparison failed: {first_line(str(e))}", file=sys.stderr)
     md = table(recs, args, machine_header(args, load_before))
+    if train is not None:
+        md += "\n" + train_table(train)
+        recs.append(train)
     print(md)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out + ".md", "w") as fh:
