@@ -534,6 +534,11 @@ def table(recs, args, header):
             check = "check failed"
         elif "max_abs_err" in rec:
             check = f"{rec['max_abs_err']:.1e} ({rec['max_rel_err']:.1e})"
+            if rec["max_rel_err"] > args.tolerance:
+                check = f"**wrong**: {check}"
+                notes.append(f"- {rec['model']}: output differs from onnxruntime's: max abs error "
+                             f"{rec['max_abs_err']:.2e}, {rec['max_rel_err']:.2e} of the largest output "
+                             f"(tolerance {args.tolerance:g})")
         else:
             check = "-"
         if not rec["threads"]:
@@ -612,6 +617,9 @@ def main():
     ap.add_argument("--alexnet-width", type=float, default=1.0, help="AlexNet width multiplier (default 1.0)")
     ap.add_argument("--sinter", help="the sinter binary (default: build it with cargo build --release -p sinter)")
     ap.add_argument("--sinter-timeout", type=float, default=600.0, help="seconds per sinter call")
+    ap.add_argument("--tolerance", type=float, default=1e-4,
+                    help="largest error relative to the largest output magnitude before a model is marked "
+                         "wrong (default 1e-4)")
     ap.add_argument("--reuse", action="store_true", help="reuse models/*.onnx from an earlier run")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "latest"),
                     help="results path without extension (.md and .json are written)")
@@ -621,15 +629,15 @@ def main():
     args.models_dir = os.path.join(HERE, "models")
     os.makedirs(args.models_dir, exist_ok=True)
 
-    if not args.sinter:
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-        subprocess.run(["cargo", "build", "--release", "-p", "sinter"], cwd=ROOT, check=True)
-        args.sinter = os.path.join(target, "release", "sinter")
     models = zoo(args)
     keys = list(models) if args.models == "all" else args.models.split(",")
     for k in keys:
         if k not in models:
             ap.error(f"unknown model `{k}` (known: {', '.join(models)})")
+    if not args.sinter:
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+        subprocess.run(["cargo", "build", "--release", "-p", "sinter"], cwd=ROOT, check=True)
+        args.sinter = os.path.join(target, "release", "sinter")
 
     load_before = os.getloadavg()
     recs = []
