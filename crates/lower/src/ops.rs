@@ -1726,6 +1726,11 @@ fn lower_pool(
     let xd = dims4(xt)?;
     let od = dims4(out)?;
     let [_, _, h, w] = xd;
+    if avg.is_none() {
+        let s = max_pool_rows(k, (x, xd), (o, od), kernel, ax);
+        k.body.extend(s);
+        return Ok(());
+    }
     let s = nest(k, &od, "o", |k, idx| {
         let acc = k.var("acc", Ty::F32);
         let real = k.var("n", Ty::I64);
@@ -1782,6 +1787,55 @@ fn lower_pool(
     });
     k.body.extend(s);
     Ok(())
+}
+
+/// Max pooling a row of outputs at a time: the row starts at -inf, then for each tap `(ky, kx)`
+/// of the window (row-major, as the interpreter visits them, so ties and NaN resolve the same
+/// way) every output whose tap is inside the image takes the max with it. `kx` is unrolled so
+/// that those outputs are one range known at compile time: no test per element, and with
+/// stride 1 the update runs four lanes at a time.
+fn max_pool_rows(
+    k: &mut Kernel,
+    (x, xd): (Buf, [usize; 4]),
+    (o, od): (Buf, [usize; 4]),
+    kernel: [i64; 2],
+    ax: [Axis; 2],
+) -> Vec<Stmt> {
+    let [_, _, h, w] = xd;
+    let [_, _, oh, ow] = od;
+    let a = ax[1];
+    nest(k, &od[..3], "o", |k, idx| {
+        let (b, ch, oy) = (idx[0].clone(), idx[1].clone(), idx[2].clone());
+        let row = ((b.clone() * c(od[1]) + ch.clone()) * c(oh) + oy.clone()) * c(ow);
+        let mut s = vec![for_(k, "i", ow, |_, v| {
+            vec![Stmt::Store(o, row.clone() + v, Expr::F(f32::NEG_INFINITY))]
+        })];
+        let taps = for_(k, "ky", kernel[0] as usize, |k, ky| {
+            let iy = k.var("iy", Ty::I64);
+            let mut inside = Vec::new();
+            for kx in 0..kernel[1] {
+                let shift = kx * a.dilation - a.before;
+                let lo = ceil_div(-shift, a.stride).clamp(0, ow as i64);
+                let hi = ((w as i64 - 1 - shift).div_euclid(a.stride) + 1).clamp(lo, ow as i64);
+                if hi == lo {
+                    continue;
+                }
+                let xrow = idx4(xd, [b.clone(), ch.clone(), Expr::v(iy), Expr::I(0)]);
+                inside.push(for_(k, "ox", (hi - lo) as usize, |_, v| {
+                    let ox = Expr::I(lo) + v;
+                    let at = row.clone() + ox.clone();
+                    let tap = load(x, xrow + ox * Expr::I(a.stride) + Expr::I(shift));
+                    vec![Stmt::Store(o, at.clone(), max_nan(load(o, at), tap))]
+                }));
+            }
+            vec![
+                Stmt::Set(iy, tap(oy.clone(), ky, ax[0])),
+                Stmt::If(Expr::v(iy).in_range(h as i64), inside, vec![]),
+            ]
+        });
+        s.push(taps);
+        s
+    })
 }
 
 fn lower_pool_grad(

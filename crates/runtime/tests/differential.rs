@@ -58,6 +58,11 @@ const CASES: &[&str] = &[
        %s = max_pool2d(%x) {kernel=[1, 1], stride=[3, 2]}
        %g = global_avg_pool(%x)
        output %m, %a, %c, %s, %g }",
+    "graph @pools_s1 { input %x: f32[1,2,6,9]
+       %a = max_pool2d(%x) {kernel=[3, 3], stride=[1, 1], pad=[1, 1, 1, 1]}
+       %b = max_pool2d(%x) {kernel=[2, 3], stride=[1, 1], pad=[0, 2, 1, 0]}
+       %c = max_pool2d(%x) {kernel=[3, 3], stride=[2, 2], pad=[1, 1, 1, 1]}
+       output %a, %b, %c }",
     "graph @poolgrads { input %x: f32[2,3,7,5]  input %dy: f32[2,3,4,2]
        %m = max_pool2d_grad(%x, %dy) {kernel=[3, 2], stride=[2, 3], pad=[1, 1, 2, 1]}
        %a = avg_pool2d_grad(%x, %dy) {kernel=[3, 2], stride=[2, 3], pad=[1, 1, 2, 1]}
@@ -358,6 +363,37 @@ fn reused_arenas_give_the_same_results() {
         let want = sinter_interp::run(&g, &b).unwrap();
         for ((name, w), (_, got)) in want.iter().zip(&other) {
             common::assert_same(&format!("@{} %{name}", g.name()), w, got, tol(&g));
+        }
+    }
+}
+
+/// Max pooling propagates NaN and keeps the first of equal values (-0 before +0) exactly as
+/// the interpreter does, in the four-lane rows too.
+#[test]
+fn max_pool_nan_and_signed_zero() {
+    let g = graphs()
+        .into_iter()
+        .find(|g| g.name() == "pools_s1")
+        .unwrap();
+    let mut v: Vec<f32> = (0..108).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+    v[13] = f32::NAN;
+    v[60] = f32::NAN;
+    for i in (1..108).step_by(5) {
+        v[i] = if i % 2 == 0 { 0.0 } else { -0.0 };
+    }
+    let x = Tensor::new(&[1, 2, 6, 9], sinter_ir::TensorData::F32(v)).unwrap();
+    let inputs = HashMap::from([("x".to_string(), x)]);
+    let want = sinter_interp::run(&g, &inputs).unwrap();
+    for opts in [CompileOptions::default(), CompileOptions::checked()] {
+        let got = Compiled::new(&g, opts).unwrap().run(&inputs).unwrap();
+        for ((n, w), (_, r)) in want.iter().zip(&got) {
+            let (w, r) = (w.as_f32().unwrap(), r.as_f32().unwrap());
+            let bits = |v: &[f32]| -> Vec<u32> {
+                v.iter()
+                    .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+                    .collect()
+            };
+            assert_eq!(bits(w), bits(r), "%{n}");
         }
     }
 }
