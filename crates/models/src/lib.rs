@@ -7,6 +7,15 @@
 //! classifiers the `[B, classes]` output `logits`. Trainable weights are `param`s named after
 //! their layer (`conv1.w`, `conv1.b`, `layer1.0.bn1.gamma`). Batch norm follows the training
 //! graph's convention (see [`Mode`]). [`zoo`] lists every model for the command line.
+//!
+//! ```
+//! use sinter_models::{LeNetConfig, Preset, build, lenet, param_count};
+//! let g = lenet(&LeNetConfig::full()).unwrap();
+//! assert_eq!(param_count(&g), 61_706);
+//! assert_eq!(g.ty(g.find("logits").unwrap()).to_string(), "f32[32,10]");
+//! let small = build("resnet18", Preset::Small).unwrap();
+//! assert!(small.find("layer1.0.bn1.gamma").is_some());
+//! ```
 
 mod cnn;
 mod dcgan;

@@ -167,6 +167,20 @@ fn full_presets_build_with_the_published_parameter_counts() {
 }
 
 #[test]
+fn zoo_names_are_unique_and_described_in_one_line() {
+    let z = zoo();
+    for (i, e) in z.iter().enumerate() {
+        assert!(z[..i].iter().all(|f| f.name != e.name), "{} twice", e.name);
+        assert!(!e.description.is_empty() && !e.description.contains('\n'));
+        assert!(
+            e.description.len() <= 80,
+            "{}: description too long",
+            e.name
+        );
+    }
+}
+
+#[test]
 fn unknown_names_and_bad_configs_are_errors() {
     let e = build("resnet19", Preset::Small).unwrap_err().to_string();
     assert!(e.contains("resnet19"), "{e}");
