@@ -1,13 +1,17 @@
 //! Reading and writing `.npz` archives of named tensors, as numpy writes them.
 //!
-//! Inputs and outputs of `sinter run` are keyed by graph input and output names. The format
-//! itself is handled by `npyz`; this module maps numpy dtypes to Sinter's and reports every
-//! mismatch with the array's name. Float64 arrays are accepted for f32 inputs and int32 for
+//! Inputs and outputs of `sinter run` are keyed by graph input and output names. An `.npz` is
+//! a zip of `.npy` files: the `zip` crate (deflate only: `npyz`'s own `npz` feature would build
+//! zstd, bzip2 and AES into every build) reads the archive and `npyz` each array; this module
+//! maps numpy dtypes to Sinter's and reports every mismatch with the array's name. Float64 arrays are accepted for f32 inputs and int32 for
 //! i64 (numpy's defaults are wider than the IR's), converted on load.
 
 use npyz::WriterBuilder;
+use npyz::npz::{array_name_from_file_name, file_name_from_array_name};
 use sinter_ir::{Tensor, TensorData};
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
 use std::path::Path;
 
 /// A failure to read or write an archive, naming the file and array.
@@ -42,8 +46,20 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> NpzError + '_ {
 
 /// Reads every array of an `.npz` file, by name.
 pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Tensor>, NpzError> {
-    let mut archive = npyz::npz::NpzArchive::open(path).map_err(io(path))?;
-    let names: Vec<String> = archive.array_names().map(str::to_string).collect();
+    let zip_err = |e: zip::result::ZipError| NpzError::Io {
+        path: path.display().to_string(),
+        source: match e {
+            zip::result::ZipError::Io(e) => e,
+            other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+        },
+    };
+    let file = File::open(path).map_err(io(path))?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(zip_err)?;
+    let names: Vec<String> = archive
+        .file_names()
+        .filter_map(array_name_from_file_name)
+        .map(str::to_string)
+        .collect();
     let mut out = BTreeMap::new();
     for name in names {
         let err = |message: String| NpzError::Array {
@@ -51,10 +67,10 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Tensor>, NpzError> {
             name: name.clone(),
             message,
         };
-        let npy = archive
-            .by_name(&name)
-            .map_err(io(path))?
-            .ok_or_else(|| err("vanished".into()))?;
+        let entry = archive
+            .by_name(&file_name_from_array_name(&name))
+            .map_err(zip_err)?;
+        let npy = npyz::NpyFile::new(entry).map_err(io(path))?;
         if npy.order() == npyz::Order::Fortran && npy.shape().len() > 1 {
             return Err(err(
                 "Fortran-ordered arrays are not supported: save with np.ascontiguousarray".into(),
@@ -98,33 +114,33 @@ pub fn write_npz<'a>(
     path: &Path,
     tensors: impl IntoIterator<Item = (&'a str, &'a Tensor)>,
 ) -> Result<(), NpzError> {
-    let mut w = npyz::npz::NpzWriter::create(path).map_err(io(path))?;
+    let file = File::create(path).map_err(io(path))?;
+    let mut w = zip::ZipWriter::new(BufWriter::new(file));
     for (name, t) in tensors {
         let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
+        w.start_file(file_name_from_array_name(name), Default::default())
+            .map_err(|e| io(path)(std::io::Error::other(e.to_string())))?;
         match t.data() {
-            TensorData::F32(v) => write_array(&mut w, name, &shape, v),
-            TensorData::I64(v) => write_array(&mut w, name, &shape, v),
-            TensorData::Bool(v) => write_array(&mut w, name, &shape, v),
+            TensorData::F32(v) => write_array(&mut w, &shape, v),
+            TensorData::I64(v) => write_array(&mut w, &shape, v),
+            TensorData::Bool(v) => write_array(&mut w, &shape, v),
         }
         .map_err(io(path))?;
     }
+    w.finish()
+        .map_err(|e| io(path)(std::io::Error::other(e.to_string())))?;
     Ok(())
 }
 
-fn write_array<T, W>(
-    w: &mut npyz::npz::NpzWriter<W>,
-    name: &str,
-    shape: &[u64],
-    data: &[T],
-) -> std::io::Result<()>
+fn write_array<T, W>(w: &mut W, shape: &[u64], data: &[T]) -> std::io::Result<()>
 where
     T: npyz::AutoSerialize + Copy,
-    W: std::io::Write + std::io::Seek,
+    W: std::io::Write,
 {
-    let mut a = w
-        .array::<T>(name, Default::default())?
+    let mut a = npyz::WriteOptions::new()
         .default_dtype()
         .shape(shape)
+        .writer(w)
         .begin_nd()?;
     a.extend(data.iter().copied())?;
     a.finish()

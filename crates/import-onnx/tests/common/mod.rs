@@ -25,11 +25,19 @@ pub fn fixture_names() -> Vec<String> {
 
 /// Reads every array of an `.npz` file (f32, f64 as f32, i64, i32 as i64, bool).
 pub fn read_npz(path: &Path) -> HashMap<String, Tensor> {
-    let mut archive = npyz::npz::NpzArchive::open(path).unwrap();
-    let names: Vec<String> = archive.array_names().map(str::to_string).collect();
+    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let mut archive = zip::ZipArchive::new(file).unwrap();
+    let names: Vec<String> = archive
+        .file_names()
+        .filter_map(npyz::npz::array_name_from_file_name)
+        .map(str::to_string)
+        .collect();
     let mut out = HashMap::new();
     for name in names {
-        let npy = archive.by_name(&name).unwrap().unwrap();
+        let entry = archive
+            .by_name(&npyz::npz::file_name_from_array_name(&name))
+            .unwrap();
+        let npy = npyz::NpyFile::new(entry).unwrap();
         let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
         let data = match npy.dtype().descr().as_str() {
             "'<f4'" => TensorData::F32(npy.into_vec::<f32>().unwrap()),
