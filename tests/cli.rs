@@ -192,3 +192,29 @@ fn train_reports_unsuitable_graphs() {
         "{err}"
     );
 }
+
+#[test]
+fn zoo_lists_models_and_prints_one() {
+    let out = sinter(&["zoo", "--full"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list = text(&out.stdout);
+    // Published parameter counts (torchvision's layouts).
+    for (name, params) in [
+        ("lenet5", "61706"),
+        ("resnet18", "11689512"),
+        ("vgg16", "138357544"),
+    ] {
+        let line = list
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{list}"));
+        assert!(line.contains(params), "{line}");
+    }
+    let out = sinter(&["zoo", "mlp"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let g = sinter::ir::parse(&text(&out.stdout)).unwrap();
+    assert!(g.find("loss").is_some() && g.find("labels").is_some());
+    let out = sinter(&["zoo", "nope"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
+}

@@ -116,6 +116,14 @@ enum Command {
         /// The `.sir` file.
         file: PathBuf,
     },
+    /// List the model zoo, or print one model's graph (`sinter zoo resnet18 > r18.sir`).
+    Zoo {
+        /// A model name: print its graph in the text format (training form).
+        name: Option<String>,
+        /// The published sizes instead of the small test preset.
+        #[arg(long)]
+        full: bool,
+    },
     /// The end-to-end demo on the embedded digits.
     Demo {
         /// Seed of the initialisation and the shuffle.
@@ -285,6 +293,28 @@ fn run(cli: Cli) -> Result<(), String> {
             let s = jit_cli::bench(&g, feeds, threads, runs, json, &mode)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             print!("{s}");
+            Ok(())
+        }
+        Command::Zoo { name, full } => {
+            let preset = if full {
+                sinter_models::Preset::Full
+            } else {
+                sinter_models::Preset::Small
+            };
+            match name {
+                Some(n) => {
+                    let g = sinter_models::build(&n, preset).map_err(|e| e.to_string())?;
+                    print!("{}", sinter::ir::print(&g));
+                }
+                None => {
+                    println!("{:<14} {:>12}  description", "model", "parameters");
+                    for e in sinter_models::zoo() {
+                        let g = (e.build)(preset).map_err(|err| format!("{}: {err}", e.name))?;
+                        let n = sinter_models::param_count(&g);
+                        println!("{:<14} {n:>12}  {}", e.name, e.description);
+                    }
+                }
+            }
             Ok(())
         }
         Command::Demo {
