@@ -64,8 +64,9 @@ impl fmt::Display for Program {
 pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerError> {
     let live = graph.live_nodes();
     let nodes = graph.nodes();
-    let relu_of = epilogue_relus(graph, &live, opt);
-    let mut fused = fusable(graph, &live, opt);
+    let (uses, reader) = uses(graph, &live);
+    let relu_of = epilogue_relus(graph, &live, &uses, opt);
+    let mut fused = fusable(graph, &live, &uses, &reader, opt);
     for &r in relu_of.iter().flatten() {
         // Written by its producer's kernel, so it must be stored, not fused into its reader.
         fused[r] = false;
@@ -134,23 +135,37 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
     Ok(Program { steps })
 }
 
-/// `relu_of[p] = Some(r)`: node `r` is a relu whose input is the only use of the output of
-/// node `p`, a conv2d, gemm or matmul lowered to GEMM calls; the relu then runs in the GEMM
-/// driver's epilogue ([`loops::GemmEpilogue`]) and `p`'s own output is never stored.
-fn epilogue_relus(graph: &Graph, live: &[bool], opt: LowerOptions) -> Vec<Option<usize>> {
+/// Per node: how many times live nodes read its outputs (a graph output counts 2, so it is
+/// never "read once"), and the last live reader.
+fn uses(graph: &Graph, live: &[bool]) -> (Vec<usize>, Vec<usize>) {
     let nodes = graph.nodes();
-    let mut relu_of = vec![None; nodes.len()];
-    if !opt.microkernels {
-        return relu_of;
-    }
     let mut uses = vec![0usize; nodes.len()];
-    for (_, n) in nodes.iter().enumerate().filter(|(i, _)| live[*i]) {
+    let mut reader = vec![usize::MAX; nodes.len()];
+    for (i, n) in nodes.iter().enumerate().filter(|(i, _)| live[*i]) {
         for v in &n.inputs {
             uses[v.node.index()] += 1;
+            reader[v.node.index()] = i;
         }
     }
     for v in graph.outputs() {
         uses[v.node.index()] += 2;
+    }
+    (uses, reader)
+}
+
+/// `relu_of[p] = Some(r)`: node `r` is a relu whose input is the only use of the output of
+/// node `p`, a conv2d, gemm or matmul lowered to GEMM calls; the relu then runs in the GEMM
+/// driver's epilogue ([`loops::GemmEpilogue`]) and `p`'s own output is never stored.
+fn epilogue_relus(
+    graph: &Graph,
+    live: &[bool],
+    uses: &[usize],
+    opt: LowerOptions,
+) -> Vec<Option<usize>> {
+    let nodes = graph.nodes();
+    let mut relu_of = vec![None; nodes.len()];
+    if !opt.microkernels {
+        return relu_of;
     }
     for (r, n) in nodes.iter().enumerate() {
         if !live[r] || !matches!(n.op(), Some(sinter_ir::Op::Relu {})) {
@@ -201,19 +216,14 @@ fn is_elementwise(graph: &Graph, i: usize, opt: LowerOptions) -> bool {
 }
 
 /// `fused[i]`: node `i` is computed inside its only reader's kernel.
-fn fusable(graph: &Graph, live: &[bool], opt: LowerOptions) -> Vec<bool> {
+fn fusable(
+    graph: &Graph,
+    live: &[bool],
+    uses: &[usize],
+    reader: &[usize],
+    opt: LowerOptions,
+) -> Vec<bool> {
     let nodes = graph.nodes();
-    let mut uses = vec![0usize; nodes.len()];
-    let mut reader = vec![usize::MAX; nodes.len()];
-    for (i, n) in nodes.iter().enumerate().filter(|(i, _)| live[*i]) {
-        for v in &n.inputs {
-            uses[v.node.index()] += 1;
-            reader[v.node.index()] = i;
-        }
-    }
-    for v in graph.outputs() {
-        uses[v.node.index()] += 2;
-    }
     (0..nodes.len())
         .map(|i| {
             live[i]

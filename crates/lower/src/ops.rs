@@ -1306,9 +1306,16 @@ fn gemm_conv_weight_grad(
     Ok(())
 }
 
-/// `ceil(a / s)` for `s > 0`.
-fn ceil_div(a: i64, s: i64) -> i64 {
-    -(-a).div_euclid(s)
+/// For kernel tap `kx` along axis `a`: the input position of output `o` is `o * stride +
+/// shift`, and it lies inside `[0, extent)` exactly for outputs `o` in `lo..hi` (clamped to
+/// `0..outs`). Returns `(shift, lo, hi)`: the compile-time split that im2col and max pooling
+/// use instead of a test per element.
+fn tap_range(kx: i64, a: Axis, extent: usize, outs: usize) -> (i64, i64, i64) {
+    let shift = kx * a.dilation - a.before;
+    // ceil(-shift / stride) for stride > 0.
+    let lo = (-(shift.div_euclid(a.stride))).clamp(0, outs as i64);
+    let hi = ((extent as i64 - 1 - shift).div_euclid(a.stride) + 1).clamp(lo, outs as i64);
+    (shift, lo, hi)
 }
 
 /// The im2col matrix of one image and group: row `(ci, ky, kx)` (the weight's `K` order),
@@ -1332,9 +1339,7 @@ fn im2col(
     let mut out = Vec::new();
     for kx in 0..kw as i64 {
         // ix = ox * stride + kx * dilation - before lies in [0, w) for ox in [lo, hi).
-        let shift = kx * a.dilation - a.before;
-        let lo = ceil_div(-shift, a.stride).clamp(0, ow as i64);
-        let hi = ((w as i64 - 1 - shift).div_euclid(a.stride) + 1).clamp(lo, ow as i64);
+        let (shift, lo, hi) = tap_range(kx, a, w, ow);
         let rows = nest(k, &[cig, kh, oh], "r", |k, r| {
             let (ci, ky, oy) = (r[0].clone(), r[1].clone(), r[2].clone());
             let iy = k.var("iy", Ty::I64);
@@ -1814,9 +1819,7 @@ fn max_pool_rows(
             let iy = k.var("iy", Ty::I64);
             let mut inside = Vec::new();
             for kx in 0..kernel[1] {
-                let shift = kx * a.dilation - a.before;
-                let lo = ceil_div(-shift, a.stride).clamp(0, ow as i64);
-                let hi = ((w as i64 - 1 - shift).div_euclid(a.stride) + 1).clamp(lo, ow as i64);
+                let (shift, lo, hi) = tap_range(kx, a, w, ow);
                 if hi == lo {
                     continue;
                 }

@@ -813,8 +813,8 @@ pub enum Bias<'a> {
 }
 
 /// What [`sgemm_epilogue_with_isa`] applies to C after `alpha * A * B + beta * C`: the bias,
-/// then `max(c, 0)` if `relu`. Applied per tile after its last `k` slice, while the tile is in
-/// L1, so it costs no pass over C.
+/// then zero where `c < 0` if `relu` (NaN passes). Applied per tile after its last `k` slice,
+/// while the tile is in L1, so it costs no pass over C.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Epilogue<'a> {
     /// The bias.

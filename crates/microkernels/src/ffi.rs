@@ -105,7 +105,7 @@ pub unsafe extern "C" fn sinter_sgemm_threaded(
 
 /// [`sinter_sgemm_threaded`] followed by an epilogue (see [`crate::Epilogue`]): after the
 /// product, `c(i, j) += bias[i*bias_rs + j*bias_cs]` if `bias` is not null, then
-/// `c = max(c, 0)` if `relu` is not 0.
+/// `c = 0` where `c < 0` if `relu` is not 0 (NaN passes, as in the IR's relu).
 ///
 /// # Safety
 /// As for [`sinter_sgemm`]; if `bias` is not null, `bias + i*bias_rs + j*bias_cs` must be

@@ -44,15 +44,17 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> NpzError + '_ {
     }
 }
 
+/// A zip failure as an I/O error: the underlying one, or invalid data.
+fn zip_io(e: zip::result::ZipError) -> std::io::Error {
+    match e {
+        zip::result::ZipError::Io(e) => e,
+        other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+    }
+}
+
 /// Reads every array of an `.npz` file, by name.
 pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Tensor>, NpzError> {
-    let zip_err = |e: zip::result::ZipError| NpzError::Io {
-        path: path.display().to_string(),
-        source: match e {
-            zip::result::ZipError::Io(e) => e,
-            other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
-        },
-    };
+    let zip_err = |e| io(path)(zip_io(e));
     let file = File::open(path).map_err(io(path))?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(zip_err)?;
     let names: Vec<String> = archive
@@ -119,7 +121,7 @@ pub fn write_npz<'a>(
     for (name, t) in tensors {
         let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
         w.start_file(file_name_from_array_name(name), Default::default())
-            .map_err(|e| io(path)(std::io::Error::other(e.to_string())))?;
+            .map_err(|e| io(path)(zip_io(e)))?;
         match t.data() {
             TensorData::F32(v) => write_array(&mut w, &shape, v),
             TensorData::I64(v) => write_array(&mut w, &shape, v),
@@ -127,8 +129,7 @@ pub fn write_npz<'a>(
         }
         .map_err(io(path))?;
     }
-    w.finish()
-        .map_err(|e| io(path)(std::io::Error::other(e.to_string())))?;
+    w.finish().map_err(|e| io(path)(zip_io(e)))?;
     Ok(())
 }
 
