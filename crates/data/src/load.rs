@@ -193,6 +193,47 @@ mod tests {
     }
 
     #[test]
+    fn npz_with_a_test_split_as_keras_saves_it() {
+        let dir = TempDir::new("load-npz");
+        let p = dir.path().join("mnist.npz");
+        let mut w = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+        let px = crate::mnist::tests::pixels(3 * 2 * 2);
+        let u8_npy = |shape: &[u64], data: &[u8]| {
+            use npyz::WriterBuilder;
+            let mut out = Vec::new();
+            let mut a = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(shape)
+                .writer(&mut out)
+                .begin_nd()
+                .unwrap();
+            a.extend(data.iter().copied()).unwrap();
+            a.finish().unwrap();
+            out
+        };
+        let arrays = [
+            ("x_train.npy", u8_npy(&[2, 2, 2], &px[..8])),
+            ("y_train.npy", u8_npy(&[2], &[5, 6])),
+            ("x_test.npy", u8_npy(&[1, 2, 2], &px[8..])),
+            ("y_test.npy", u8_npy(&[1], &[9])),
+        ];
+        for (name, bytes) in &arrays {
+            w.start_file(*name, Default::default()).unwrap();
+            std::io::Write::write_all(&mut w, bytes).unwrap();
+        }
+        w.finish().unwrap();
+        let train = load(&p).unwrap();
+        assert_eq!(
+            (train.labels.clone(), train.sample_shape.clone()),
+            (vec![5, 6], vec![2, 2])
+        );
+        assert_eq!(train.x[1], f32::from(px[1]) / 255.0);
+        let test = load_test(&p).unwrap().unwrap();
+        assert_eq!((test.labels.clone(), test.classes), (vec![9], 10));
+        assert_eq!(test.x[0], f32::from(px[8]) / 255.0);
+    }
+
+    #[test]
     fn picks_the_format_from_directories() {
         let mnist_dir = TempDir::new("load-mnist");
         let px = crate::mnist::tests::pixels(3 * 2 * 2);

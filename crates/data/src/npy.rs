@@ -163,6 +163,11 @@ pub(crate) fn parse_npy(bytes: &[u8], source: &str) -> Result<Array, DataError> 
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
+        2 | 3 => {
+            return Err(bad(
+                "truncated header: the file ends inside its length".into()
+            ));
+        }
         v => return Err(bad(format!("unsupported .npy version {v}"))),
     };
     if bytes.len() - start < header_len {
@@ -427,6 +432,14 @@ mod tests {
         );
         let e = parse_npy(&good[..20], "h.npy").unwrap_err().to_string();
         assert!(e.contains("truncated header"), "{e}");
+        let e = parse_npy(b"\x93NUMPY\x02\x00\x10\x00", "v2.npy")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("truncated header"), "{e}");
+        let e = parse_npy(b"\x93NUMPY\x07\x00\x10\x00", "v7.npy")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("version 7"), "{e}");
         let e = parse_npy(b"PK\x03\x04 not numpy at all", "m.npy")
             .unwrap_err()
             .to_string();
