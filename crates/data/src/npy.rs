@@ -130,16 +130,18 @@ fn npz_array(
     parse_npy(&bytes, &source)
 }
 
-/// The shape written in an `.npy` header's text, where it parses as a tuple of integers.
+/// The shape written in an `.npy` header's text, where it parses as a tuple (or list) of
+/// integers.
 fn header_shape(text: &str) -> Option<Vec<u64>> {
     let at = text.find("'shape'").or_else(|| text.find("\"shape\""))?;
     let rest = &text[at + 7..];
-    let tuple = rest
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start()
-        .strip_prefix('(')?;
-    let inner = &tuple[..tuple.find(')')?];
+    let value = rest.trim_start().strip_prefix(':')?.trim_start();
+    // A tuple, or a list (which numpy's parser also takes).
+    let (inner, close) = match value.strip_prefix('(') {
+        Some(t) => (t, ')'),
+        None => (value.strip_prefix('[')?, ']'),
+    };
+    let inner = &inner[..inner.find(close)?];
     inner
         .split(',')
         .map(str::trim)
@@ -451,6 +453,11 @@ mod tests {
         let huge = raw_npy("(4294967296, 4294967296, 16)", &[0; 8]);
         let e = parse_npy(&huge, "huge.npy").unwrap_err().to_string();
         assert!(e.contains("more elements than fit"), "{e}");
+        let huge = raw_npy("[4294967296, 4294967296, 16]", &[0; 8]);
+        let e = parse_npy(&huge, "list.npy").unwrap_err().to_string();
+        assert!(e.contains("more elements than fit"), "{e}");
+        let list = raw_npy("[2, 1]", &[0; 8]);
+        assert_eq!(parse_npy(&list, "ok.npy").unwrap().shape, vec![2, 1]);
     }
 
     #[test]
