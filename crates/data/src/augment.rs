@@ -265,6 +265,77 @@ impl Augment {
     }
 }
 
+/// Parses `HxW`.
+fn parse_hw(s: &str) -> Result<[usize; 2], String> {
+    let (h, w) = s
+        .split_once('x')
+        .ok_or_else(|| format!("`{s}` is not HEIGHTxWIDTH"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("`{v}` in `{s}` is not a size"))
+    };
+    Ok([num(h)?, num(w)?])
+}
+
+impl std::str::FromStr for Augment {
+    type Err = String;
+
+    /// Parses a comma-separated list, as a command line gives it: `resize=HxW`,
+    /// `crop=PADDING:HxW`, `shift=K`, `flip`, `noise=STD`; `none` or nothing for no
+    /// augmentation. Example: `resize=32x32,shift=2,noise=0.05`.
+    fn from_str(s: &str) -> Result<Augment, String> {
+        let mut a = Augment::default();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (name, value) = match item.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v.trim())),
+                None => (item, None),
+            };
+            let need = || value.ok_or_else(|| format!("`{name}` needs a value (`{name}=...`)"));
+            match name {
+                "none" if value.is_none() => {}
+                "flip" if value.is_none() => a.flip = true,
+                "resize" => a.resize = Some(parse_hw(need()?)?),
+                "crop" => {
+                    let v = need()?;
+                    let (p, hw) = v
+                        .split_once(':')
+                        .ok_or_else(|| format!("crop `{v}` is not PADDING:HxW"))?;
+                    let padding = p
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("crop padding `{p}` is not a number"))?;
+                    a.crop = Some(Crop {
+                        padding,
+                        size: parse_hw(hw)?,
+                    });
+                }
+                "shift" => {
+                    let v = need()?;
+                    a.shift = v
+                        .parse()
+                        .map_err(|_| format!("shift `{v}` is not a number"))?;
+                }
+                "noise" => {
+                    let v = need()?;
+                    a.noise = v
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|n| *n >= 0.0)
+                        .ok_or_else(|| format!("noise `{v}` is not a number >= 0"))?;
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown augmentation `{item}` (expected resize=HxW, crop=PADDING:HxW, \
+                         shift=K, flip, noise=STD or none)"
+                    ));
+                }
+            }
+        }
+        Ok(a)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,5 +500,38 @@ mod tests {
         };
         let e = big.output_shape(&[1, 4, 5]).unwrap_err();
         assert!(e.contains("7x3") && e.contains("4x5"), "{e}");
+    }
+
+    #[test]
+    fn parses_the_command_line_form() {
+        let a: Augment = "resize=32x32, crop=4:28x30,shift=2,flip,noise=0.05"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            a,
+            Augment {
+                resize: Some([32, 32]),
+                crop: Some(Crop {
+                    padding: 4,
+                    size: [28, 30],
+                }),
+                shift: 2,
+                flip: true,
+                noise: 0.05,
+            }
+        );
+        assert!("none".parse::<Augment>().unwrap().is_identity());
+        assert!("".parse::<Augment>().unwrap().is_identity());
+        for (bad, says) in [
+            ("spin=3", "unknown augmentation `spin=3`"),
+            ("resize=32", "not HEIGHTxWIDTH"),
+            ("crop=28x28", "not PADDING:HxW"),
+            ("shift", "needs a value"),
+            ("noise=-1", "not a number >= 0"),
+            ("flip=yes", "unknown augmentation"),
+        ] {
+            let e = bad.parse::<Augment>().unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

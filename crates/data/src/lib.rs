@@ -12,7 +12,8 @@
 //! [`DataError`] naming the file and the sizes involved, never as a panic.
 //!
 //! [`augment`] holds the per-sample transforms and [`Pipeline`] turns a data set into a
-//! stream of shuffled, augmented batches prepared on a worker thread.
+//! stream of shuffled, augmented batches prepared on a worker thread; [`pipeline`]'s docs
+//! state its determinism contract (batches depend on the seed and epoch, never on timing).
 
 pub mod augment;
 mod cifar;
@@ -29,7 +30,7 @@ pub use cifar::{cifar10, cifar10_files};
 pub use digits::{DIGITS_CSV_GZ, digits, digits_split};
 pub use load::{load, load_test};
 pub use mnist::{mnist, mnist_files};
-pub use npy::{npy_pair, npz, npz_keys};
+pub use npy::{NPZ_LABEL_KEYS, NPZ_SAMPLE_KEYS, npy_pair, npz, npz_keys};
 pub use pipeline::{Batch, Pipeline, PipelineConfig, epoch_order, sample_key};
 
 use sinter_ir::Tensor;
