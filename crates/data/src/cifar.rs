@@ -62,6 +62,9 @@ pub(crate) fn find_cifar10(dir: &Path, train: bool) -> Option<Vec<PathBuf>> {
 /// The records of one or more CIFAR-10 batch files, in order: samples `[3, 32, 32]` scaled
 /// to `[0, 1]`, labels `0..=9`.
 pub fn cifar10_files(paths: &[impl AsRef<Path>]) -> Result<Dataset, DataError> {
+    if paths.is_empty() {
+        return Err(DataError::format("CIFAR-10", "no batch files given"));
+    }
     let mut x = Vec::new();
     let mut labels = Vec::new();
     for path in paths {
@@ -157,6 +160,8 @@ pub(crate) mod tests {
             e.contains("cut.bin") && e.contains("6145 bytes") && e.contains("3073-byte"),
             "{e}"
         );
+        let none: &[&Path] = &[];
+        assert!(cifar10_files(none).is_err());
         let empty = dir.write("empty.bin", &[]);
         assert!(cifar10_files(&[&empty]).is_err());
         let label = dir.write("label.bin", &batch(&[3, 12], 0));

@@ -31,7 +31,7 @@ pub use digits::{DIGITS_CSV_GZ, digits, digits_split};
 pub use load::{load, load_test};
 pub use mnist::{mnist, mnist_files};
 pub use npy::{NPZ_LABEL_KEYS, NPZ_SAMPLE_KEYS, npy_pair, npz, npz_keys};
-pub use pipeline::{Batch, Pipeline, PipelineConfig, epoch_order, sample_key};
+pub use pipeline::{Batch, MAX_PREFETCH, Pipeline, PipelineConfig, epoch_order, sample_key};
 
 use sinter_ir::Tensor;
 

@@ -28,6 +28,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{JoinHandle, ThreadId};
 
+/// The deepest prefetch [`Pipeline::new`] accepts.
+pub const MAX_PREFETCH: usize = 1024;
+
 /// How a [`Pipeline`] batches a data set.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PipelineConfig {
@@ -41,7 +44,8 @@ pub struct PipelineConfig {
     pub augment: Augment,
     /// Leave out each epoch's last batch when it is smaller than `batch_size`.
     pub drop_last: bool,
-    /// Finished batches the worker may hold ahead of the consumer (default 2).
+    /// Finished batches the worker may hold ahead of the consumer (default 2, at most
+    /// [`MAX_PREFETCH`]).
     pub prefetch: usize,
     /// The first epoch's number (to resume a run: orders and keys depend on it).
     pub first_epoch: usize,
@@ -130,6 +134,13 @@ impl Pipeline {
         let bad = |m: String| DataError::format("data pipeline", m);
         if config.batch_size == 0 {
             return Err(bad("batch size 0".into()));
+        }
+        // The channel allocates its slots up front.
+        if config.prefetch > MAX_PREFETCH {
+            return Err(bad(format!(
+                "prefetch {} exceeds {MAX_PREFETCH} batches",
+                config.prefetch
+            )));
         }
         let sample_shape = config
             .augment
@@ -485,6 +496,12 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("batch size 0"), "{e}");
+        let deep = PipelineConfig {
+            prefetch: usize::MAX,
+            ..PipelineConfig::new(2)
+        };
+        let e = Pipeline::new(data(6), deep).err().unwrap();
+        assert!(e.to_string().contains("exceeds 1024"), "{e}");
         let flat = Dataset {
             x: vec![0.0; 12],
             sample_shape: vec![6],
