@@ -104,6 +104,16 @@ pub fn zoo() -> Vec<ZooEntry> {
             build: |p| autoencoder(&pick(p, AutoencoderConfig::small, AutoencoderConfig::full)),
         },
         ZooEntry {
+            name: "rbm",
+            description: "restricted Boltzmann machine: mean-field reconstruction, MSE",
+            build: |p| rbm(&pick(p, RbmConfig::small, RbmConfig::full)),
+        },
+        ZooEntry {
+            name: "dbn",
+            description: "deep belief net as fine-tuned: stacked RBM sigmoid layers, softmax",
+            build: |p| dbn(&pick(p, DbnConfig::small, DbnConfig::full)),
+        },
+        ZooEntry {
             name: "dcgan-g",
             description: "DCGAN generator: transposed convs + batch norm + relu, tanh image",
             build: |p| dcgan_generator(&pick(p, DcganConfig::small, DcganConfig::full)),
