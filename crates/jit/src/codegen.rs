@@ -13,7 +13,7 @@ use cranelift_codegen::ir::{
     AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Type, Value, types,
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
-use sinter_lower::loops::{BinOp, Buf, Expr, GemmCall, Kernel, MatArg, Stmt, Ty, UnOp};
+use sinter_lower::loops::{Activation, BinOp, Buf, Expr, GemmCall, Kernel, MatArg, Stmt, Ty, UnOp};
 use std::collections::HashMap;
 
 /// Cranelift type of a loop-IR scalar type (`bool` is a byte holding 0 or 1).
@@ -234,12 +234,30 @@ impl<'b> Emitter<'_, 'b> {
             Some(b) => (self.mat_addr(b, g.m, g.n), b.rs, b.cs),
             None => (i(self, 0), 0, 0),
         };
+        // The activation as `sinter_sgemm_epilogue` codes it.
+        let (code, alpha, slope) = match &g.epilogue.act {
+            None => (0, 0.0, None),
+            Some(Activation::Relu) => (1, 0.0, None),
+            Some(Activation::LeakyRelu(a)) => (2, *a, None),
+            Some(Activation::Sigmoid) => (3, 0.0, None),
+            Some(Activation::Tanh) => (4, 0.0, None),
+            Some(Activation::Prelu(s)) => (5, 0.0, Some(s)),
+            Some(Activation::ReluMask(s)) => (6, 0.0, Some(s)),
+        };
+        let (slope, srs, scs) = match slope {
+            Some(s) => (self.mat_addr(s, g.m, g.n), s.rs, s.cs),
+            None => (i(self, 0), 0, 0),
+        };
         let mut args = args.to_vec();
         args.extend([
             bias,
             i(self, rs),
             i(self, cs),
-            self.b.ins().iconst(types::I8, i64::from(g.epilogue.relu)),
+            self.b.ins().iconst(types::I8, code),
+            self.f32c(alpha),
+            slope,
+            i(self, srs),
+            i(self, scs),
         ]);
         let f = self.func_ref(Extern::SgemmEpilogue);
         self.b.ins().call(f, &args);

@@ -22,7 +22,7 @@ pub enum Extern {
     /// `sinter_microkernels::ffi::sinter_sgemm_threaded`: the GEMM driver.
     Sgemm,
     /// `sinter_microkernels::ffi::sinter_sgemm_epilogue`: the GEMM driver with a bias and
-    /// ReLU applied per tile.
+    /// an activation applied per tile.
     SgemmEpilogue,
 }
 
@@ -63,7 +63,7 @@ impl Extern {
                 ],
                 vec![],
             ),
-            // ... threads, bias, bias_rs, bias_cs, relu
+            // ... threads, bias, bias_rs, bias_cs, act, act_alpha, slope, slope_rs, slope_cs
             Extern::SgemmEpilogue => (
                 vec![
                     I64,
@@ -85,6 +85,10 @@ impl Extern {
                     I64,
                     I64,
                     types::I8,
+                    F32,
+                    I64,
+                    I64,
+                    I64,
                 ],
                 vec![],
             ),

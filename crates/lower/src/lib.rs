@@ -58,26 +58,27 @@ impl fmt::Display for Program {
 /// Lowers every op node that a graph output depends on. Chains of elementwise ops (unary,
 /// binary, compare, `select`, `cast`) whose intermediate values have one reader of the same
 /// shape are fused into one kernel: one loop, each intermediate a scalar variable, so the chain
-/// reads its inputs and writes its result once instead of once per op. A relu that is the only
-/// reader of a conv2d, gemm or matmul runs in that op's GEMM epilogue (with its bias), tile by
-/// tile while the tile is in L1.
+/// reads its inputs and writes its result once instead of once per op. An activation (relu,
+/// leaky_relu, sigmoid, tanh, prelu) that is the only reader of a conv2d, gemm or matmul runs
+/// in that op's GEMM epilogue (with its bias), tile by tile while the tile is in L1.
 pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerError> {
     let live = graph.live_nodes();
     let nodes = graph.nodes();
     let (uses, reader) = uses(graph, &live);
-    let relu_of = epilogue_relus(graph, &live, &uses, opt);
+    let act_of = epilogue_acts(graph, &live, &uses, opt);
     let mut fused = fusable(graph, &live, &uses, &reader, opt);
-    for &r in relu_of.iter().flatten() {
+    let mut absorbed = vec![false; nodes.len()];
+    for a in act_of.iter().flatten() {
         // Written by its producer's kernel, so it must be stored, not fused into its reader.
-        fused[r] = false;
-    }
-    let absorbed: Vec<bool> = {
-        let mut a = vec![false; nodes.len()];
-        for &r in relu_of.iter().flatten() {
-            a[r] = true;
+        for n in std::iter::once(a.r).chain(a.cond) {
+            fused[n] = false;
+            absorbed[n] = true;
         }
-        a
-    };
+        // Read by the producer's kernel, so it must be stored.
+        if let Some(v) = a.extra {
+            fused[v.node.index()] = false;
+        }
+    }
     let mut steps = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         let NodeKind::Op(op) = &node.kind else {
@@ -99,9 +100,9 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
             .map(|&v| graph.value_name(v).to_string())
             .collect();
         names.extend(node.outputs.iter().map(|o| o.name.clone()));
-        if let Some(r) = relu_of[i] {
-            // The kernel writes the relu's value; its own is never stored.
-            names[node.inputs.len()] = nodes[r].outputs[0].name.clone();
+        if let Some(a) = &act_of[i] {
+            // The kernel writes the activation's value; its own is never stored.
+            names[node.inputs.len()] = nodes[a.r].outputs[0].name.clone();
         }
         let mut kernel =
             lower_op(op, &in_tys, &out_tys, &names, opt).map_err(|message| LowerError {
@@ -122,9 +123,44 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
             node: sinter_ir::NodeId(i as u32),
             output: k as u32,
         }));
-        if let Some(r) = relu_of[i] {
-            set_epilogue_relu(&mut kernel.body);
-            kernel.name = format!("{}_relu_{}", op.name(), nodes[r].outputs[0].name);
+        if let Some(a) = &act_of[i] {
+            let r = a.r;
+            let extra = a.extra.map(|v| {
+                // The slope or mask is one more buffer of the kernel, after its output.
+                let ty = graph.ty(v);
+                args.push(v);
+                (
+                    kernel.buf(graph.value_name(v), loops::Ty::F32, ty.numel(), false),
+                    ty,
+                )
+            });
+            let act_name = match &a.how {
+                How::Gemm(g) => g.name(),
+                How::Trailing => nodes[r].op().map_or("act", |o| o.name()),
+            };
+            kernel.name = format!("{}_{}_{}", op.name(), act_name, nodes[r].outputs[0].name);
+            let location = || graph.describe(&[&nodes[r].outputs[0].name], op, &node.inputs);
+            match &a.how {
+                How::Gemm(g) => {
+                    let set = set_epilogue_act(&mut kernel.body, &|call: &loops::GemmCall| {
+                        g.activation(extra.map(|(b, _)| b), &call.c)
+                    });
+                    if set == 0 {
+                        return Err(LowerError {
+                            location: location(),
+                            message: "internal: an epilogue activation found no GEMM call".into(),
+                        });
+                    }
+                }
+                How::Trailing => {
+                    trailing_act(&mut kernel, graph, r, a.cond, extra, &out_tys[0], opt).map_err(
+                        |message| LowerError {
+                            location: location(),
+                            message,
+                        },
+                    )?
+                }
+            }
             args[node.inputs.len()] = Value {
                 node: sinter_ir::NodeId(r as u32),
                 output: 0,
@@ -153,58 +189,281 @@ fn uses(graph: &Graph, live: &[bool]) -> (Vec<usize>, Vec<usize>) {
     (uses, reader)
 }
 
-/// `relu_of[p] = Some(r)`: node `r` is a relu whose input is the only use of the output of
-/// node `p`, a conv2d, gemm or matmul lowered to GEMM calls; the relu then runs in the GEMM
-/// driver's epilogue ([`loops::GemmEpilogue`]) and `p`'s own output is never stored.
-fn epilogue_relus(
+/// An activation absorbed into the kernel of the linear op it reads.
+struct Absorbed {
+    /// The activation's node.
+    r: usize,
+    /// For a relu backward `select(greater(m, 0), y, 0)`, the `greater` node (absorbed too).
+    cond: Option<usize>,
+    /// The prelu slope or the relu backward's mask, read by the producer's kernel.
+    extra: Option<Value>,
+    /// Where it runs.
+    how: How,
+}
+
+/// Where an absorbed activation runs.
+enum How {
+    /// In the GEMM driver's epilogue, on each tile of C while it is in L1.
+    Gemm(GemmAct),
+    /// After a conv_transpose2d, whose col2im scatters into the output (no GEMM tile holds
+    /// final values): an elementwise loop over the output at the end of the same kernel.
+    Trailing,
+}
+
+/// The activation of each GEMM call of a kernel.
+enum GemmAct {
+    /// Needs no buffer.
+    Plain(loops::Activation),
+    /// `prelu` whose slope, broadcast to the output, is `slope[i*rs + j*cs]` at element
+    /// `(i, j)` of every GEMM call.
+    Prelu { rs: i64, cs: i64 },
+    /// `prelu` whose slope has the output's type: addressed as each call's C.
+    PreluLikeC,
+    /// A relu backward whose mask has the output's type: addressed as each call's C.
+    MaskLikeC,
+}
+
+impl GemmAct {
+    fn name(&self) -> &'static str {
+        match self {
+            GemmAct::Plain(a) => a.name(),
+            GemmAct::Prelu { .. } | GemmAct::PreluLikeC => "prelu",
+            GemmAct::MaskLikeC => "relu_mask",
+        }
+    }
+
+    /// The activation of one GEMM call writing `c`, with the slope or mask in `extra`.
+    fn activation(&self, extra: Option<loops::Buf>, c: &loops::MatArg) -> loops::Activation {
+        let like_c = |buf| loops::MatArg { buf, ..c.clone() };
+        match (self, extra) {
+            (GemmAct::Plain(a), _) => a.clone(),
+            (GemmAct::Prelu { rs, cs }, Some(buf)) => loops::Activation::Prelu(loops::MatArg {
+                buf,
+                offset: loops::Expr::I(0),
+                rs: *rs,
+                cs: *cs,
+            }),
+            (GemmAct::PreluLikeC, Some(buf)) => loops::Activation::Prelu(like_c(buf)),
+            (GemmAct::MaskLikeC, Some(buf)) => loops::Activation::ReluMask(like_c(buf)),
+            // `epilogue_acts` gives every non-plain activation its buffer.
+            (_, None) => unreachable!("a slope or mask without its buffer"),
+        }
+    }
+}
+
+/// Whether value `v` is a constant with one element equal to zero (`+0.0` if `positive`).
+fn is_zero_const(graph: &Graph, v: Value, positive: bool) -> bool {
+    match &graph.nodes()[v.node.index()].kind {
+        NodeKind::Const(t) => t
+            .as_f32()
+            .is_some_and(|x| x.len() == 1 && x[0] == 0.0 && (!positive || x[0].to_bits() == 0)),
+        NodeKind::Input(_) | NodeKind::Op(_) => false,
+    }
+}
+
+/// `act_of[p]`: an activation whose input is the only use of the output of node `p`, a
+/// conv2d, gemm or matmul lowered to GEMM calls (the activation then runs in the GEMM driver's
+/// epilogue, [`loops::GemmEpilogue`]) or a conv_transpose2d (a loop at the end of its kernel);
+/// `p`'s own output is never stored. The activations: relu, leaky_relu, sigmoid, tanh, prelu,
+/// and the relu backward `select(greater(m, 0), y, 0)` of training steps (`m` the relu's
+/// output). A sigmoid stays out of the GEMM epilogue under `fast_math` (its polynomial `exp`
+/// vectorises; the epilogue calls `f32::exp`). A prelu joins a GEMM epilogue when its slope
+/// varies only along the GEMM's rows or columns (per channel of a one-group conv2d, per row or
+/// column of a gemm or of every matrix of a matmul) or has the output's shape.
+fn epilogue_acts(
     graph: &Graph,
     live: &[bool],
     uses: &[usize],
     opt: LowerOptions,
-) -> Vec<Option<usize>> {
+) -> Vec<Option<Absorbed>> {
+    use sinter_ir::Op;
     let nodes = graph.nodes();
-    let mut relu_of = vec![None; nodes.len()];
+    let mut act_of: Vec<Option<Absorbed>> = (0..nodes.len()).map(|_| None).collect();
     if !opt.microkernels {
-        return relu_of;
+        return act_of;
     }
     for (r, n) in nodes.iter().enumerate() {
-        if !live[r] || !matches!(n.op(), Some(sinter_ir::Op::Relu {})) {
+        if !live[r] {
             continue;
         }
-        let p = n.inputs[0].node.index();
+        // The linear op's value `y`, and for a relu backward its `greater` node and mask.
+        let (y, cond, extra) = match n.op() {
+            Some(Op::Relu {} | Op::LeakyRelu { .. } | Op::Sigmoid {} | Op::Tanh {}) => {
+                (n.inputs[0], None, None)
+            }
+            Some(Op::Prelu {}) => (n.inputs[0], None, Some(n.inputs[1])),
+            Some(Op::Select {}) => {
+                let q = n.inputs[0].node.index();
+                let qn = &nodes[q];
+                let (y, z) = (n.inputs[1], n.inputs[2]);
+                if !matches!(qn.op(), Some(Op::Greater {}))
+                    || uses[q] != 1
+                    || graph.ty(qn.inputs[0]) != graph.ty(y)
+                    || !is_zero_const(graph, qn.inputs[1], false)
+                    || !is_zero_const(graph, z, true)
+                {
+                    continue;
+                }
+                (y, Some(q), Some(qn.inputs[0]))
+            }
+            _ => continue,
+        };
+        let p = y.node.index();
         let producer = &nodes[p];
-        let gemm_op = matches!(
-            producer.op(),
-            Some(
-                sinter_ir::Op::Conv2d { .. }
-                    | sinter_ir::Op::Gemm { .. }
-                    | sinter_ir::Op::Matmul {}
-            )
-        );
-        if gemm_op
-            && uses[p] == 1
-            && producer.outputs.len() == 1
-            && producer.outputs[0].ty == n.outputs[0].ty
+        let out = &n.outputs[0].ty;
+        if uses[p] != 1
+            || producer.outputs.len() != 1
+            || producer.outputs[0].ty != *out
+            || y.output != 0
         {
-            relu_of[p] = Some(r);
+            continue;
         }
+        let how = match (producer.op(), n.op()) {
+            (Some(Op::ConvTranspose2d { .. }), _) => How::Trailing,
+            (Some(Op::Conv2d { .. } | Op::Gemm { .. } | Op::Matmul {}), Some(act)) => {
+                How::Gemm(match act {
+                    Op::Relu {} => GemmAct::Plain(loops::Activation::Relu),
+                    Op::LeakyRelu { alpha } => {
+                        GemmAct::Plain(loops::Activation::LeakyRelu(alpha.get()))
+                    }
+                    Op::Sigmoid {} if !opt.fast_math => GemmAct::Plain(loops::Activation::Sigmoid),
+                    Op::Tanh {} => GemmAct::Plain(loops::Activation::Tanh),
+                    Op::Prelu {} => {
+                        let slope = graph.ty(n.inputs[1]);
+                        if slope == out {
+                            GemmAct::PreluLikeC
+                        } else if let Some((rs, cs)) =
+                            prelu_strides(producer.op(), &slope.shape, &out.shape)
+                        {
+                            GemmAct::Prelu { rs, cs }
+                        } else {
+                            continue;
+                        }
+                    }
+                    Op::Select {} => GemmAct::MaskLikeC,
+                    _ => continue,
+                })
+            }
+            _ => continue,
+        };
+        act_of[p] = Some(Absorbed {
+            r,
+            cond,
+            extra,
+            how,
+        });
     }
-    relu_of
+    act_of
 }
 
-/// Turns on the relu of every GEMM call in `body`.
-fn set_epilogue_relu(body: &mut [loops::Stmt]) {
+/// The slope's strides along the GEMM rows and columns of `producer`'s lowering, if the slope
+/// (broadcast to `out`) varies along nothing else: the channel of a one-group conv2d (rows),
+/// the rows and columns of a gemm or of every matrix of a matmul.
+fn prelu_strides(
+    producer: Option<&sinter_ir::Op>,
+    slope: &[usize],
+    out: &[usize],
+) -> Option<(i64, i64)> {
+    use sinter_ir::Op;
+    let r = out.len();
+    if slope.len() > r {
+        return None;
+    }
+    // Right-aligned strides of the slope, 0 where it broadcasts.
+    let padded: Vec<usize> = std::iter::repeat_n(1, r - slope.len())
+        .chain(slope.iter().copied())
+        .collect();
+    let mut st = vec![0i64; r];
+    let mut acc = 1i64;
+    for k in (0..r).rev() {
+        if padded[k] != 1 {
+            st[k] = acc;
+        }
+        acc *= padded[k] as i64;
+    }
+    let zero_except = |keep: &[usize]| (0..r).all(|k| keep.contains(&k) || st[k] == 0);
+    match producer? {
+        Op::Conv2d { groups, .. }
+            if r == 4 && zero_except(&[1]) && (*groups == 1 || st[1] == 0) =>
+        {
+            Some((st[1], 0))
+        }
+        Op::Gemm { .. } if r == 2 => Some((st[0], st[1])),
+        Op::Matmul {} if r >= 2 && zero_except(&[r - 2, r - 1]) => Some((st[r - 2], st[r - 1])),
+        _ => None,
+    }
+}
+
+/// Sets the activation of every GEMM call in `body` (from the call); returns how many.
+fn set_epilogue_act(
+    body: &mut [loops::Stmt],
+    act: &dyn Fn(&loops::GemmCall) -> loops::Activation,
+) -> usize {
+    let mut n = 0;
     for s in body {
         match s {
-            loops::Stmt::Gemm(g) => g.epilogue.relu = true,
-            loops::Stmt::For { body, .. } => set_epilogue_relu(body),
+            loops::Stmt::Gemm(g) => {
+                g.epilogue.act = Some(act(g));
+                n += 1;
+            }
+            loops::Stmt::For { body, .. } => n += set_epilogue_act(body, act),
             loops::Stmt::If(_, a, b) => {
-                set_epilogue_relu(a);
-                set_epilogue_relu(b);
+                n += set_epilogue_act(a, act);
+                n += set_epilogue_act(b, act);
             }
             loops::Stmt::Set(..) | loops::Stmt::Store(..) | loops::Stmt::Check(..) => {}
         }
     }
+    n
+}
+
+/// Appends to `kernel` the activation of node `r` (with its `greater` node `cond` for a relu
+/// backward) as an in-place elementwise loop over the kernel's output, reading the slope or
+/// mask buffer `extra`: the same expressions as the activation's own kernel would use.
+fn trailing_act(
+    kernel: &mut Kernel,
+    graph: &Graph,
+    r: usize,
+    cond: Option<usize>,
+    extra: Option<(loops::Buf, &TensorType)>,
+    out: &TensorType,
+    opt: LowerOptions,
+) -> Result<(), String> {
+    let o = kernel
+        .bufs
+        .iter()
+        .position(|b| b.output && !b.scratch)
+        .map(|i| loops::Buf(i as u32))
+        .ok_or("internal: a kernel without an output")?;
+    let op = graph.nodes()[r].op().ok_or("internal: not an op")?.clone();
+    let cond_op = cond.and_then(|q| graph.nodes()[q].op().cloned());
+    let mut ins = vec![(o, out)];
+    ins.extend(extra);
+    let mut failed = false;
+    ops::map(kernel, &ins, o, out, |_, a| {
+        let f32s = [sinter_ir::DType::F32; 2];
+        let e = match &cond_op {
+            // select(greater(m, 0), y, 0)
+            Some(g) => ops::elementwise(g, &f32s, vec![a[1].clone(), loops::Expr::F(0.0)], opt)
+                .and_then(|c| {
+                    ops::elementwise(
+                        &op,
+                        &[sinter_ir::DType::Bool, sinter_ir::DType::F32],
+                        vec![c, a[0].clone(), loops::Expr::F(0.0)],
+                        opt,
+                    )
+                }),
+            None => ops::elementwise(&op, &f32s, a, opt),
+        };
+        e.unwrap_or_else(|| {
+            failed = true;
+            loops::Expr::F(0.0)
+        })
+    });
+    if failed {
+        return Err(format!("internal: `{}` is not elementwise", op.name()));
+    }
+    Ok(())
 }
 
 /// Whether node `i` is an elementwise op.

@@ -233,20 +233,53 @@ pub struct GemmCall {
 }
 
 /// What the GEMM driver applies to each tile of C after its last `k` slice, while the tile is
-/// in L1 (`sinter_microkernels::Epilogue`): a layer's bias and ReLU without a pass over C.
+/// in L1 (`sinter_microkernels::Epilogue`): a layer's bias and activation without a pass over
+/// C.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GemmEpilogue {
     /// `c(i, j) += bias(i, j)`, a [`MatArg`] with one zero stride: a bias per row (`cs == 0`)
     /// or per column (`rs == 0`).
     pub bias: Option<MatArg>,
-    /// Then `c = 0` where `c < 0` (the IR's relu: NaN passes).
-    pub relu: bool,
+    /// Then this activation (the sole reader of the GEMM's op, absorbed).
+    pub act: Option<Activation>,
+}
+
+/// An activation the GEMM driver applies in its epilogue, each with the IR op's formula
+/// (the driver computes exactly what the interpreter does).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Activation {
+    /// `relu`: `c = 0` where `c < 0` (NaN passes).
+    Relu,
+    /// `leaky_relu` with this `alpha`.
+    LeakyRelu(f32),
+    /// `sigmoid` (with `f32::exp`).
+    Sigmoid,
+    /// `tanh`.
+    Tanh,
+    /// `prelu` with the slope at `slope(i, j)` (strides 0 where the slope broadcasts).
+    Prelu(MatArg),
+    /// A relu's backward `select(greater(mask, 0), c, 0)`, the mask at `mask(i, j)`.
+    ReluMask(MatArg),
+}
+
+impl Activation {
+    /// The name printed in kernel listings and kernel names.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::LeakyRelu(_) => "leaky_relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Prelu(_) => "prelu",
+            Activation::ReluMask(_) => "relu_mask",
+        }
+    }
 }
 
 impl GemmEpilogue {
     /// Whether there is nothing to apply.
     pub fn is_empty(&self) -> bool {
-        self.bias.is_none() && !self.relu
+        self.bias.is_none() && self.act.is_none()
     }
 }
 
@@ -555,8 +588,12 @@ fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'
                 if let Some(b) = &g.epilogue.bias {
                     write!(f, " bias={}", m(b))?;
                 }
-                if g.epilogue.relu {
-                    write!(f, " relu")?;
+                match &g.epilogue.act {
+                    None => {}
+                    Some(Activation::LeakyRelu(a)) => write!(f, " leaky_relu({a:?})")?,
+                    Some(Activation::Prelu(s)) => write!(f, " prelu({})", m(s))?,
+                    Some(Activation::ReluMask(s)) => write!(f, " relu_mask({})", m(s))?,
+                    Some(a) => write!(f, " {}", a.name())?,
                 }
                 writeln!(f)?
             }

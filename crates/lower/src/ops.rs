@@ -107,7 +107,7 @@ pub fn bcast_index(idx: &[Expr], ins: &[usize], out: &[usize]) -> Expr {
 
 /// An elementwise kernel: `out[i] = f(inputs broadcast to i)`. One flat loop when no input
 /// broadcasts (scalars aside), else a nest over the output shape.
-fn map(
+pub(crate) fn map(
     k: &mut Kernel,
     ins: &[(Buf, &TensorType)],
     out: Buf,
@@ -1218,7 +1218,7 @@ fn gemm_conv2d(
             epilogue: GemmEpilogue {
                 // One bias value per row of C (an output channel of this group).
                 bias: ib.get(2).map(|&bb| mat(bb, g * c(cog), 1, 0)),
-                relu: false,
+                act: None,
             },
         })));
         s

@@ -70,8 +70,8 @@ impl MatMut {
 
 /// What is applied to each element of C after its last `k` slice, while the tile is in L1:
 /// `c(i, j) += bias[i*rs + j*cs]` (one of the strides is 0: a bias per row or per column),
-/// then `c = 0` where `c < 0` if `relu` (NaN passes, as in the IR's relu). This is how a convolution's or linear layer's bias and ReLU
-/// cost no extra pass over C.
+/// then the activation [`Act`]. This is how a convolution's or linear layer's bias and
+/// activation cost no extra pass over C.
 #[derive(Clone, Copy)]
 pub(crate) struct Epi {
     /// The bias element of `(0, 0)`, or null for no bias.
@@ -80,8 +80,102 @@ pub(crate) struct Epi {
     pub(crate) rs: isize,
     /// Bias stride per column of C.
     pub(crate) cs: isize,
-    /// Clamp at zero after the bias.
-    pub(crate) relu: bool,
+    /// Applied after the bias.
+    pub(crate) act: Act,
+}
+
+/// The activation of an epilogue, each with the IR op's exact formula (so fused results are
+/// bit-identical to the reference interpreter's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Act {
+    /// Nothing.
+    None,
+    /// `c = 0` where `c < 0` (NaN and -0.0 pass).
+    Relu,
+    /// `c` where `c >= 0`, else `alpha * c`.
+    LeakyRelu(f32),
+    /// `1 / (1 + exp(-c))` with `f32::exp`.
+    Sigmoid,
+    /// `f32::tanh`.
+    Tanh,
+    /// `c` where `c >= 0`, else `slope[i*rs + j*cs] * c`.
+    Prelu {
+        /// The slope element of `(0, 0)`.
+        slope: *const f32,
+        /// Slope stride per row of C.
+        rs: isize,
+        /// Slope stride per column of C.
+        cs: isize,
+    },
+    /// A relu's backward: `c` where `mask[i*rs + j*cs] > 0`, else `0` (the IR's
+    /// `select(greater(mask, 0), c, 0)`; a NaN mask gives 0).
+    ReluMask {
+        /// The mask element of `(0, 0)`.
+        mask: *const f32,
+        /// Mask stride per row of C.
+        rs: isize,
+        /// Mask stride per column of C.
+        cs: isize,
+    },
+}
+
+impl Act {
+    /// The activation with C-ABI code `code` (see `ffi::sinter_sgemm_epilogue`), `None` for an
+    /// unknown code.
+    pub(crate) fn from_code(
+        code: u8,
+        alpha: f32,
+        slope: *const f32,
+        rs: isize,
+        cs: isize,
+    ) -> Option<Act> {
+        Some(match code {
+            0 => Act::None,
+            1 => Act::Relu,
+            2 => Act::LeakyRelu(alpha),
+            3 => Act::Sigmoid,
+            4 => Act::Tanh,
+            5 => Act::Prelu { slope, rs, cs },
+            6 => Act::ReluMask {
+                mask: slope,
+                rs,
+                cs,
+            },
+            _ => return None,
+        })
+    }
+
+    fn shifted(self, i: usize, j: usize) -> Act {
+        match self {
+            Act::Prelu { slope, rs, cs } => Act::Prelu {
+                slope: slope.wrapping_offset(i as isize * rs + j as isize * cs),
+                rs,
+                cs,
+            },
+            Act::ReluMask { mask, rs, cs } => Act::ReluMask {
+                mask: mask.wrapping_offset(i as isize * rs + j as isize * cs),
+                rs,
+                cs,
+            },
+            a => a,
+        }
+    }
+
+    fn t(self) -> Act {
+        match self {
+            Act::Prelu { slope, rs, cs } => Act::Prelu {
+                slope,
+                rs: cs,
+                cs: rs,
+            },
+            Act::ReluMask { mask, rs, cs } => Act::ReluMask {
+                mask,
+                rs: cs,
+                cs: rs,
+            },
+            a => a,
+        }
+    }
 }
 
 impl Epi {
@@ -90,11 +184,11 @@ impl Epi {
         bias: std::ptr::null(),
         rs: 0,
         cs: 0,
-        relu: false,
+        act: Act::None,
     };
 
     fn is_none(self) -> bool {
-        self.bias.is_null() && !self.relu
+        self.bias.is_null() && self.act == Act::None
     }
 
     /// The epilogue of the sub-matrix starting at row `i`, column `j`.
@@ -106,6 +200,7 @@ impl Epi {
                 self.bias
                     .wrapping_offset(i as isize * self.rs + j as isize * self.cs)
             },
+            act: self.act.shifted(i, j),
             ..self
         }
     }
@@ -115,6 +210,7 @@ impl Epi {
         Epi {
             rs: self.cs,
             cs: self.rs,
+            act: self.act.t(),
             ..self
         }
     }
@@ -123,26 +219,66 @@ impl Epi {
     /// element `(i0, j0)` of the whole C.
     ///
     /// # Safety
-    /// The block's elements must be valid for reading and writing, and the bias elements of
-    /// its rows and columns readable.
+    /// The block's elements must be valid for reading and writing, and the bias and slope
+    /// elements of its rows and columns readable.
     unsafe fn apply(self, rows: usize, cols: usize, c: MatMut, i0: usize, j0: usize) {
         let e = self.shifted(i0, j0);
+        // One loop per activation, so the element loop carries no loop-invariant branch.
+        // SAFETY (each arm): forwarded contract.
+        unsafe {
+            match e.act {
+                Act::None => e.each(rows, cols, c, |v, _, _| v),
+                // As the IR's relu: NaN and -0.0 pass through.
+                Act::Relu => e.each(rows, cols, c, |v, _, _| if v < 0.0 { 0.0 } else { v }),
+                Act::LeakyRelu(a) => {
+                    e.each(rows, cols, c, |v, _, _| if v >= 0.0 { v } else { a * v })
+                }
+                Act::Sigmoid => e.each(rows, cols, c, |v, _, _| 1.0 / (1.0 + (-v).exp())),
+                Act::Tanh => e.each(rows, cols, c, |v, _, _| v.tanh()),
+                Act::Prelu { slope, rs, cs } => e.each(rows, cols, c, |v, i, j| {
+                    if v >= 0.0 {
+                        v
+                    } else {
+                        // SAFETY: (i, j) is in the block; its slope element is readable.
+                        *slope.wrapping_offset(i as isize * rs + j as isize * cs) * v
+                    }
+                }),
+                Act::ReluMask { mask, rs, cs } => e.each(rows, cols, c, |v, i, j| {
+                    // SAFETY: (i, j) is in the block; its mask element is readable.
+                    if *mask.wrapping_offset(i as isize * rs + j as isize * cs) > 0.0 {
+                        v
+                    } else {
+                        0.0
+                    }
+                }),
+            }
+        }
+    }
+
+    /// `c(i, j) = f(c(i, j) + bias(i, j), i, j)` over the block.
+    ///
+    /// # Safety
+    /// As for [`Epi::apply`] (with `self` already shifted to the block).
+    #[inline(always)]
+    unsafe fn each(
+        self,
+        rows: usize,
+        cols: usize,
+        c: MatMut,
+        f: impl Fn(f32, usize, usize) -> f32,
+    ) {
         for i in 0..rows {
             for j in 0..cols {
                 // SAFETY: (i, j) is in the block; its bias element is readable (contract).
                 unsafe {
                     let p = c.at(i, j);
                     let mut v = *p;
-                    if !e.bias.is_null() {
-                        v += *e
+                    if !self.bias.is_null() {
+                        v += *self
                             .bias
-                            .wrapping_offset(i as isize * e.rs + j as isize * e.cs);
+                            .wrapping_offset(i as isize * self.rs + j as isize * self.cs);
                     }
-                    // As the IR's relu: NaN and -0.0 pass through.
-                    if e.relu && v < 0.0 {
-                        v = 0.0;
-                    }
-                    *p = v;
+                    *p = f(v, i, j);
                 }
             }
         }
@@ -812,22 +948,43 @@ pub enum Bias<'a> {
     PerCol(&'a [f32]),
 }
 
+/// The activation an [`Epilogue`] applies after the bias, each with the IR op's formula.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Activation<'a> {
+    /// None.
+    #[default]
+    None,
+    /// `c = 0` where `c < 0` (NaN passes).
+    Relu,
+    /// `c` where `c >= 0`, else `alpha * c`.
+    LeakyRelu(f32),
+    /// `1 / (1 + exp(-c))`.
+    Sigmoid,
+    /// `tanh(c)`.
+    Tanh,
+    /// `c` where `c >= 0`, else `slope * c`, one slope per row or per column (as a [`Bias`]).
+    Prelu(Bias<'a>),
+    /// A relu's backward: `c` where `mask > 0`, else 0, with `mask` an `m x n` row-major
+    /// matrix (the relu's output).
+    ReluMask(&'a [f32]),
+}
+
 /// What [`sgemm_epilogue_with_isa`] applies to C after `alpha * A * B + beta * C`: the bias,
-/// then zero where `c < 0` if `relu` (NaN passes). Applied per tile after its last `k` slice,
-/// while the tile is in L1, so it costs no pass over C.
+/// then the activation. Applied per tile after its last `k` slice, while the tile is in L1,
+/// so it costs no pass over C.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Epilogue<'a> {
     /// The bias.
     pub bias: Bias<'a>,
-    /// Clamp at zero after the bias.
-    pub relu: bool,
+    /// Then this.
+    pub activation: Activation<'a>,
 }
 
-/// [`sgemm_with_isa`] followed by an [`Epilogue`]: `C = relu?(alpha * A * B + beta * C + bias)`.
+/// [`sgemm_with_isa`] followed by an [`Epilogue`]: `C = act(alpha * A * B + beta * C + bias)`.
 ///
 /// # Errors
-/// As for [`sgemm_with_isa`], plus [`GemmError::SliceTooShort`] (operand `"bias"`) if the
-/// bias has fewer values than rows (or columns) of C.
+/// As for [`sgemm_with_isa`], plus [`GemmError::SliceTooShort`] (operand `"bias"` or
+/// `"slope"`) if the bias or a PReLU slope has fewer values than rows (or columns) of C.
 #[allow(clippy::too_many_arguments)] // the BLAS argument list
 pub fn sgemm_epilogue_with_isa(
     isa: Isa,
@@ -848,31 +1005,44 @@ pub fn sgemm_epilogue_with_isa(
     threads: usize,
     epilogue: &Epilogue<'_>,
 ) -> Result<(), GemmError> {
-    let epi = match epilogue.bias {
-        Bias::None => Epi::NONE,
-        Bias::PerRow(v) => {
-            locate("bias", m, 1, 1, 0, v.len())?;
-            Epi {
-                bias: v.as_ptr(),
-                rs: 1,
-                cs: 0,
-                relu: false,
+    let per = |name, b: Bias<'_>| -> Result<(*const f32, isize, isize), GemmError> {
+        Ok(match b {
+            Bias::None => (std::ptr::null(), 0, 0),
+            Bias::PerRow(v) => {
+                locate(name, m, 1, 1, 0, v.len())?;
+                (v.as_ptr(), 1, 0)
+            }
+            Bias::PerCol(v) => {
+                locate(name, 1, n, 0, 1, v.len())?;
+                (v.as_ptr(), 0, 1)
+            }
+        })
+    };
+    let (bias, rs, cs) = per("bias", epilogue.bias)?;
+    let act = match epilogue.activation {
+        Activation::None => Act::None,
+        Activation::Relu => Act::Relu,
+        Activation::LeakyRelu(a) => Act::LeakyRelu(a),
+        Activation::Sigmoid => Act::Sigmoid,
+        Activation::Tanh => Act::Tanh,
+        Activation::Prelu(slope) => {
+            let (slope, rs, cs) = per("slope", slope)?;
+            if slope.is_null() {
+                Act::None
+            } else {
+                Act::Prelu { slope, rs, cs }
             }
         }
-        Bias::PerCol(v) => {
-            locate("bias", 1, n, 0, 1, v.len())?;
-            Epi {
-                bias: v.as_ptr(),
-                rs: 0,
+        Activation::ReluMask(mask) => {
+            locate("mask", m, n, n as isize, 1, mask.len())?;
+            Act::ReluMask {
+                mask: mask.as_ptr(),
+                rs: n as isize,
                 cs: 1,
-                relu: false,
             }
         }
     };
-    let epi = Epi {
-        relu: epilogue.relu,
-        ..epi
-    };
+    let epi = Epi { bias, rs, cs, act };
     if !isa.is_available() {
         return Err(GemmError::IsaUnavailable(isa));
     }

@@ -17,7 +17,7 @@
 //! is `unsafe`: the caller must uphold the contract written on it, or the behaviour is
 //! undefined.
 
-use crate::driver::{BSrc, Epi, MatMut, MatRef, gemm_parallel, gemm_strided};
+use crate::driver::{Act, BSrc, Epi, MatMut, MatRef, gemm_parallel, gemm_strided};
 use crate::isa::Isa;
 use crate::kernels::{tile_fn, tile_partial};
 use crate::layout::{MR, NR};
@@ -99,17 +99,24 @@ pub unsafe extern "C" fn sinter_sgemm_threaded(
             0,
             0,
             0,
+            0.0,
+            std::ptr::null(),
+            0,
+            0,
         )
     }
 }
 
 /// [`sinter_sgemm_threaded`] followed by an epilogue (see [`crate::Epilogue`]): after the
-/// product, `c(i, j) += bias[i*bias_rs + j*bias_cs]` if `bias` is not null, then
-/// `c = 0` where `c < 0` if `relu` is not 0 (NaN passes, as in the IR's relu).
+/// product, `c(i, j) += bias[i*bias_rs + j*bias_cs]` if `bias` is not null, then the
+/// activation `act`: 0 none, 1 relu, 2 leaky relu with slope `act_alpha`, 3 sigmoid, 4 tanh,
+/// 5 prelu with slope `slope[i*slope_rs + j*slope_cs]`, 6 a relu's backward (`c` where
+/// `slope[i*slope_rs + j*slope_cs] > 0`, else 0: `slope` is then the relu's output), each as
+/// the IR defines it. An unknown code applies no activation.
 ///
 /// # Safety
 /// As for [`sinter_sgemm`]; if `bias` is not null, `bias + i*bias_rs + j*bias_cs` must be
-/// readable for `i < m`, `j < n` and not overlap C.
+/// readable for `i < m`, `j < n` and not overlap C; for `act` 5 and 6 the same of `slope`.
 #[allow(clippy::too_many_arguments)] // the BLAS argument list
 pub unsafe extern "C" fn sinter_sgemm_epilogue(
     m: usize,
@@ -130,7 +137,11 @@ pub unsafe extern "C" fn sinter_sgemm_epilogue(
     bias: *const f32,
     bias_rs: isize,
     bias_cs: isize,
-    relu: u8,
+    act: u8,
+    act_alpha: f32,
+    slope: *const f32,
+    slope_rs: isize,
+    slope_cs: isize,
 ) {
     let a = MatRef {
         ptr: a,
@@ -151,7 +162,7 @@ pub unsafe extern "C" fn sinter_sgemm_epilogue(
         bias,
         rs: bias_rs,
         cs: bias_cs,
-        relu: relu != 0,
+        act: Act::from_code(act, act_alpha, slope, slope_rs, slope_cs).unwrap_or(Act::None),
     };
     // SAFETY: the caller's contract is the driver's; the detected ISA is available.
     unsafe { gemm_strided(Isa::detect(), m, n, k, alpha, a, b, beta, c, epi, threads) }

@@ -56,8 +56,8 @@ mod pack;
 mod packed_b;
 
 pub use driver::{
-    Bias, Epilogue, sgemm, sgemm_epilogue_with_isa, sgemm_packed_b, sgemm_packed_b_threaded,
-    sgemm_packed_b_with_isa, sgemm_threaded, sgemm_with_isa,
+    Activation, Bias, Epilogue, sgemm, sgemm_epilogue_with_isa, sgemm_packed_b,
+    sgemm_packed_b_threaded, sgemm_packed_b_with_isa, sgemm_threaded, sgemm_with_isa,
 };
 pub use ffi::symbols;
 pub use isa::Isa;

@@ -13,8 +13,9 @@
 #![allow(unsafe_code)]
 
 use sinter_microkernels::{
-    Bias, Epilogue, GemmError, Isa, MR, NR, PackedB, ffi, layout, sgemm, sgemm_epilogue_with_isa,
-    sgemm_packed_b, sgemm_packed_b_with_isa, sgemm_threaded, sgemm_with_isa,
+    Activation, Bias, Epilogue, GemmError, Isa, MR, NR, PackedB, ffi, layout, sgemm,
+    sgemm_epilogue_with_isa, sgemm_packed_b, sgemm_packed_b_with_isa, sgemm_threaded,
+    sgemm_with_isa,
 };
 
 /// A small deterministic generator (xorshift), values in [-1, 1).
@@ -512,12 +513,13 @@ fn c_abi_entries() {
     assert!(syms.iter().all(|s| !s.1.is_null()));
 }
 
-/// The epilogue (bias per row or per column, then ReLU) on every ISA, every layout of C (the
-/// column-major one runs the transposed problem, which swaps the bias axis), k slices (the
-/// epilogue must run once, after the last), edge tiles, k = 0 and 2 threads (each thread's
-/// share starts at its own row or column of the bias).
+/// The epilogue (bias per row or per column, then each activation, a PReLU slope along the
+/// other axis than the bias) on every ISA, every layout of C (the column-major one runs the
+/// transposed problem, which swaps the bias and slope axes), k slices (the epilogue must run
+/// once, after the last), edge tiles, k = 0 and 2 threads (each thread's share starts at its
+/// own row or column of the bias and slope).
 #[test]
-fn epilogue_bias_and_relu() {
+fn epilogue_bias_and_activation() {
     let shapes: &[(usize, usize, usize)] = &[
         (7, 13, 17),
         (31, 33, 65),
@@ -531,19 +533,56 @@ fn epilogue_bias_and_relu() {
         for &(m, n, k) in shapes {
             let (a, b, c0) = (rng.vec(m * k), rng.vec(k * n), rng.vec(m * n));
             let (rowb, colb) = (rng.vec(m), rng.vec(n));
+            let (rows, cols) = (rng.vec(m), rng.vec(n));
+            let mut mask = rng.vec(m * n);
+            if let Some(x) = mask.first_mut() {
+                *x = f32::NAN;
+            }
             for (case, lc) in LAYOUTS.into_iter().enumerate() {
                 for per_row in [false, true] {
-                    for relu in [false, true] {
+                    let slope = if per_row {
+                        Bias::PerCol(&cols)
+                    } else {
+                        Bias::PerRow(&rows)
+                    };
+                    let acts = [
+                        Activation::None,
+                        Activation::Relu,
+                        Activation::LeakyRelu(0.1),
+                        Activation::Sigmoid,
+                        Activation::Tanh,
+                        Activation::Prelu(slope),
+                        Activation::ReluMask(&mask),
+                    ];
+                    for act in acts {
                         let (alpha, beta) = ALPHA_BETA[case % ALPHA_BETA.len()];
                         let threads = 1 + (case % 2);
                         let (mut want, tol) = reference(m, n, k, alpha, &a, &b, beta, &c0);
+                        // One more rounding for the bias, then the activation's: its slope (at most
+                        // 1 here) scales the error, and it rounds once more (a few ulps for
+                        // exp and tanh).
+                        let mut tol = tol;
                         for i in 0..m {
                             for j in 0..n {
                                 let w = &mut want[i * n + j];
                                 *w += if per_row { rowb[i] } else { colb[j] } as f64;
-                                if relu {
-                                    *w = w.max(0.0);
-                                }
+                                let t = tol[i * n + j] + w.abs() * 2f64.powi(-23);
+                                let v = *w;
+                                let neg = |s: f64| if v >= 0.0 { v } else { s * v };
+                                *w = match act {
+                                    Activation::None => v,
+                                    Activation::Relu => v.max(0.0),
+                                    Activation::LeakyRelu(a) => neg(a as f64),
+                                    Activation::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+                                    Activation::Tanh => v.tanh(),
+                                    Activation::Prelu(_) => {
+                                        neg(if per_row { cols[j] } else { rows[i] } as f64)
+                                    }
+                                    // NaN > 0 is false: masked.
+                                    Activation::ReluMask(_) if mask[i * n + j] > 0.0 => v,
+                                    Activation::ReluMask(_) => 0.0,
+                                };
+                                tol[i * n + j] = t + w.abs() * 4.0 * 2f64.powi(-23);
                             }
                         }
                         let (mut sc, rsc, csc) = store(&c0, m, n, lc, -7.0);
@@ -569,17 +608,14 @@ fn epilogue_bias_and_relu() {
                             rsc,
                             csc,
                             threads,
-                            &Epilogue { bias, relu },
+                            &Epilogue {
+                                bias,
+                                activation: act,
+                            },
                         )
                         .unwrap();
-                        // One more rounding for the bias.
-                        let tol: Vec<f64> = tol
-                            .iter()
-                            .zip(&want)
-                            .map(|(t, w)| t + w.abs() * 2f64.powi(-23))
-                            .collect();
                         let what = format!(
-                            "{isa:?} {m}x{n}x{k} C {lc:?} per_row {per_row} relu {relu} \
+                            "{isa:?} {m}x{n}x{k} C {lc:?} per_row {per_row} {act:?} \
                              threads {threads}"
                         );
                         assert_close(&load(&sc, m, n, lc), &want, &tol, &what);
@@ -611,13 +647,48 @@ fn epilogue_bias_and_relu() {
             3,
             1,
             1,
-            &Epilogue { bias, relu: false },
+            &Epilogue {
+                bias,
+                activation: Activation::None,
+            },
         );
         assert!(
             matches!(
                 e,
                 Err(GemmError::SliceTooShort {
                     operand: "bias",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+        let e = sgemm_epilogue_with_isa(
+            Isa::detect(),
+            3,
+            3,
+            1,
+            1.0,
+            &[1.0; 3],
+            1,
+            1,
+            &[1.0; 3],
+            3,
+            1,
+            0.0,
+            &mut c[..],
+            3,
+            1,
+            1,
+            &Epilogue {
+                bias: Bias::None,
+                activation: Activation::Prelu(bias),
+            },
+        );
+        assert!(
+            matches!(
+                e,
+                Err(GemmError::SliceTooShort {
+                    operand: "slope",
                     ..
                 })
             ),

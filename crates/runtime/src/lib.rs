@@ -296,7 +296,19 @@ impl Compiled {
         let mut errors = Vec::new();
         let mut buf_names = Vec::new();
         for (s, step) in program.steps.iter().enumerate() {
-            let node = &nodes[step.args.last().map_or(0, |v| v.node.index())];
+            // The node that the kernel's first output belongs to (a GEMM epilogue's prelu slope
+            // is bound after the outputs).
+            let first_out = step
+                .kernel
+                .bufs
+                .iter()
+                .filter(|b| !b.scratch)
+                .zip(&step.args)
+                .find(|(b, _)| b.output)
+                .map(|(_, v)| *v);
+            let node = &nodes[first_out
+                .or(step.args.last().copied())
+                .map_or(0, |v| v.node.index())];
             let names: Vec<&str> = node.outputs.iter().map(|o| o.name.as_str()).collect();
             let location = match node.op() {
                 Some(op) => graph.describe(&names, op, &node.inputs),

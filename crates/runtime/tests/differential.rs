@@ -110,6 +110,26 @@ const CASES: &[&str] = &[
        %z = conv2d(%x, %w, %b) {groups=2}  %zr = relu(%z)  %zs = add(%zr, %z)
        %o = gemm(%m, %n)  %or = relu(%o)
        output %yr, %gr, %hr, %qr, %pr, %zs, %o, %or }",
+    "graph @epilogue_acts { input %x: f32[2,6,7,5]  input %w: f32[4,6,3,2]  input %v: f32[4,3,3,2]  input %b: f32[4]  input %s: f32[4,1,1]  input %m: f32[5,7]  input %n: f32[7,3]  input %c: f32[3]  input %t: f32[3]  input %u: f32[5,1]  input %a: f32[2,5,7]
+       %y = conv2d(%x, %w, %b) {pad=[1, 1, 0, 2]}  %ys = sigmoid(%y)
+       %y2 = conv2d(%x, %w) {stride=[2, 1]}  %yp = prelu(%y2, %s)
+       %g = gemm(%m, %n, %c)  %gt = tanh(%g)
+       %h = gemm(%m, %n, %c) {beta=2}  %hl = leaky_relu(%h) {alpha=0.2}
+       %q = gemm(%m, %n)  %qp = prelu(%q, %t)
+       %q2 = gemm(%m, %n, %c)  %qu = prelu(%q2, %u)
+       %p = matmul(%a, %n)  %ps = sigmoid(%p)
+       %p2 = matmul(%a, %n)  %pp = prelu(%p2, %t)
+       %z = conv2d(%x, %v, %b) {groups=2}  %zp = prelu(%z, %s)
+       output %ys, %yp, %gt, %hl, %qp, %qu, %ps, %pp, %zp }",
+    "graph @epilogue_more { input %x: f32[2,6,7,5]  input %w: f32[4,6,3,2]  input %t: f32[6,4,3,2]  input %b: f32[4]  input %s: f32[4,1,1]  input %m: f32[5,7]  input %n: f32[7,3]  input %c: f32[3]  input %mk: f32[5,3]  input %mc: f32[2,4,6,7]  input %sl: f32[5,3]
+       const %zero: f32[] = 0.0
+       %d = conv_transpose2d(%x, %t, %b) {stride=[2, 1], pad=[1, 0, 0, 1]}  %dt = tanh(%d)
+       %d2 = conv_transpose2d(%x, %t)  %dp = prelu(%d2, %s)
+       %g = gemm(%m, %n, %c)  %gm = greater(%mk, %zero)  %gs = select(%gm, %g, %zero)
+       %y = conv2d(%x, %w, %b) {pad=[1, 1, 0, 2]}  %ym = greater(%mc, %zero)  %ys = select(%ym, %y, %zero)
+       %q = gemm(%m, %n)  %qp = prelu(%q, %sl)
+       %d3 = conv_transpose2d(%x, %t, %b)  %dm = greater(%d3, %zero)  %ds = select(%dm, %d3, %zero)
+       output %dt, %dp, %gs, %ys, %qp, %ds }",
     "graph @rows { input %x: f32[3,11]  input %y: f32[11]  input %z: f32[3,1]
        %s = softmax(%x)  %l = log_softmax(%x)  %a = add(%x, %y)  %b = mul(%z, %x)
        %c = sub(%y, %z)
@@ -150,7 +170,15 @@ fn every_op_has_a_case() {
 /// everything else reproduces its arithmetic.
 fn tol(g: &sinter_ir::Graph) -> f32 {
     if [
-        "linear", "conv", "convpad", "conv1x1", "epilogue", "wgrad", "wgrad1x1",
+        "linear",
+        "conv",
+        "convpad",
+        "conv1x1",
+        "epilogue",
+        "epilogue_acts",
+        "epilogue_more",
+        "wgrad",
+        "wgrad1x1",
     ]
     .contains(&g.name())
     {
@@ -335,6 +363,75 @@ fn relu_runs_in_the_gemm_epilogue() {
         loops.contains(" bias=b[") && loops.contains(" relu"),
         "{loops}"
     );
+}
+
+/// Sigmoid, tanh, leaky_relu and prelu run in the GEMM epilogue like relu: the producer's
+/// kernel writes the activation's value. A prelu whose slope varies along what one GEMM call
+/// cannot index (per channel of a grouped conv) keeps its own kernel, and so does a sigmoid
+/// under `fast_math` (its polynomial `exp` is the fast path). The results are checked against
+/// the interpreter by `every_op_matches_the_interpreter` (case `@epilogue_acts`).
+#[test]
+fn activations_run_in_the_gemm_epilogue() {
+    let g = graphs()
+        .into_iter()
+        .find(|g| g.name() == "epilogue_acts")
+        .unwrap();
+    let c = Compiled::new(&g, CompileOptions::default()).unwrap();
+    let names = c.kernel_names();
+    for fused in [
+        "conv2d_sigmoid_ys",
+        "conv2d_prelu_yp",
+        "gemm_tanh_gt",
+        "gemm_leaky_relu_hl",
+        "gemm_prelu_qp",
+        "gemm_prelu_qu",
+        "matmul_sigmoid_ps",
+        "matmul_prelu_pp",
+        "conv2d_z",
+        "prelu_zp",
+    ] {
+        assert!(names.iter().any(|n| n == fused), "no {fused} in {names:?}");
+    }
+    assert_eq!(names.len(), 10, "{names:?}");
+    let loops = c.program.to_string();
+    assert!(
+        loops.contains(" leaky_relu(0.2)") && loops.contains(" prelu(s["),
+        "{loops}"
+    );
+    let mut fast = CompileOptions::default();
+    fast.lower.fast_math = true;
+    let names = Compiled::new(&g, fast).unwrap().kernel_names();
+    assert!(
+        names.iter().any(|n| n == "conv2d_y") && names.iter().any(|n| n == "sigmoid_ys"),
+        "{names:?}"
+    );
+}
+
+/// The relu backward `select(greater(m, 0), y, 0)` of a training step runs in the GEMM
+/// epilogue (the mask `m` addressed like C), so does a prelu whose slope has the output's
+/// shape; after a conv_transpose2d (whose col2im scatters) the activation is a loop at the end
+/// of the same kernel. A `select` whose mask is the linear op's own output (read twice) stays
+/// apart. Results: `every_op_matches_the_interpreter` (case `@epilogue_more`).
+#[test]
+fn masks_and_transposed_convs_absorb_their_activation() {
+    let g = graphs()
+        .into_iter()
+        .find(|g| g.name() == "epilogue_more")
+        .unwrap();
+    let names = Compiled::new(&g, CompileOptions::default())
+        .unwrap()
+        .kernel_names();
+    for want in [
+        "conv_transpose2d_tanh_dt",
+        "conv_transpose2d_prelu_dp",
+        "gemm_relu_mask_gs",
+        "conv2d_relu_mask_ys",
+        "gemm_prelu_qp",
+        "conv_transpose2d_d3",
+    ] {
+        assert!(names.iter().any(|n| n == want), "no {want} in {names:?}");
+    }
+    assert_eq!(names.len(), 7, "{names:?}");
 }
 
 /// A compiled graph reuses the arena of its last run (in test builds the first arena starts
