@@ -19,6 +19,7 @@
 
 mod cnn;
 mod dcgan;
+mod fit;
 mod inception;
 mod mlp;
 mod net;
@@ -29,6 +30,7 @@ mod zoo;
 
 pub use cnn::{AlexNetConfig, LeNetConfig, VggConfig, alexnet, lenet, vgg};
 pub use dcgan::{DcganConfig, dcgan_discriminator, dcgan_generator, dcgan_generator_step};
+pub use fit::{Fit, build_fit};
 pub use inception::{GoogLeNetConfig, InceptionSpec, googlenet, googlenet_stages};
 pub use mlp::{AutoencoderConfig, MlpConfig, autoencoder, mlp};
 pub use rbm::{DbnConfig, RbmConfig, dbn, rbm};
