@@ -51,6 +51,23 @@ fn grid_round_trips_through_the_png_decoder() {
 }
 
 #[test]
+fn data_that_does_not_fit_the_networks_is_an_error() {
+    let (train, _) = sinter_data::digits_split().unwrap();
+    let mut cfg = GanConfig::digits();
+    cfg.model.batch = 4;
+    cfg.model.size = 16;
+    let mut gan = Gan::new(&cfg).unwrap();
+    let e = gan.train(&train, 1, |_| {}).unwrap_err().to_string();
+    assert!(e.contains("[1, 8, 8]") && e.contains("[1, 16, 16]"), "{e}");
+    assert_eq!(gan.steps(), 0);
+    let small = train.subset(&[0, 1, 2]);
+    cfg.model.size = 8;
+    let mut gan = Gan::new(&cfg).unwrap();
+    let e = gan.train(&small, 1, |_| {}).unwrap_err().to_string();
+    assert!(e.contains("3 samples"), "{e}");
+}
+
+#[test]
 fn grid_errors_name_the_path() {
     let dir = temp_png("no-such-dir");
     let path = dir.join("grid.png");
@@ -94,6 +111,25 @@ fn mean_image_distance(a: &[f32], b: &[f32], len: usize) -> f32 {
     (ss / len as f32).sqrt()
 }
 
+/// The mean over pixels of the per-pixel standard deviation across images: how much the
+/// images differ from one another (0 when they are all the same).
+fn spread(images: &[f32], len: usize) -> f32 {
+    let n = (images.len() / len) as f32;
+    let mut mean = vec![0.0; len];
+    for img in images.chunks_exact(len) {
+        for (m, x) in mean.iter_mut().zip(img) {
+            *m += x / n;
+        }
+    }
+    let mut var = vec![0.0f32; len];
+    for img in images.chunks_exact(len) {
+        for ((v, x), m) in var.iter_mut().zip(img).zip(&mean) {
+            *v += (x - m) * (x - m) / n;
+        }
+    }
+    var.iter().map(|v| v.sqrt()).sum::<f32>() / len as f32
+}
+
 #[test]
 fn dcgan_learns_the_digits_without_diverging() {
     let (train, _) = sinter_data::digits_split().unwrap();
@@ -131,6 +167,11 @@ fn dcgan_learns_the_digits_without_diverging() {
         nearest_distance(b, &real, 64),
         nearest_distance(a, &real, 64),
     );
+    let sp = (spread(&real, 64), spread(b, 64), spread(a, 64));
+    eprintln!(
+        "spread (mean per-pixel std): data {:.3}, samples {:.3} -> {:.3}",
+        sp.0, sp.1, sp.2
+    );
     eprintln!(
         "{} steps in {secs:.1} s; mean-image RMS distance {:.3} -> {:.3}; nearest real digit \
          (squared, 64 pixels) {:.2} -> {:.2}",
@@ -141,6 +182,7 @@ fn dcgan_learns_the_digits_without_diverging() {
         nn.1
     );
     let path = temp_png("dcgan-samples");
+    // 32 samples in 8 columns at 4x: 4 rows of cells 8 * 4 + 1 = 33 pixels.
     gan.write_samples(&path, &z, 8, 4).unwrap();
     let (w, h, _) = decode(&path);
     std::fs::remove_file(&path).unwrap();

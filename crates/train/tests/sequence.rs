@@ -46,3 +46,19 @@ fn lstm_reaches_90_percent_on_held_out_digits() {
 fn rnn_reaches_90_percent_on_held_out_digits() {
     learns_digits(Cell::Rnn);
 }
+
+#[test]
+fn data_that_does_not_fit_is_an_error() {
+    let (train, test) = sinter_data::digits_split().unwrap();
+    let mut flat = test.clone();
+    flat.sample_shape = vec![64];
+    let cfg = SequenceConfig::digits(Cell::Rnn);
+    let e = train_sequence(&cfg, &train, &flat, |_| {}).unwrap_err();
+    assert!(e.to_string().contains("[64]"), "{e}");
+    let tiny = train.subset(&[0, 1]);
+    let e = train_sequence(&cfg, &tiny, &test, |_| {}).unwrap_err();
+    assert!(
+        e.to_string().contains("2 training samples, batch 32"),
+        "{e}"
+    );
+}
