@@ -29,9 +29,14 @@
 //! after epoch (the last partial batch of an epoch is dropped). The noise is standard normal
 //! from [`sinter_ir::rng`], keyed by the seed and the step, so a run is reproducible.
 //!
+//! The networks take any size the zoo's DCGAN does (a power of two >= 8); [`GanConfig::digits`]
+//! is sized for the 8x8 digits as they are, and larger images are a matter of resizing the
+//! data first (`sinter_data::augment::resize_bilinear`) and setting `model.size`.
+//!
 //! Progress is reported through a callback per step ([`GanStep`]); nothing is printed.
 
 use crate::grid::{GridError, GridLayout, PixelRange, write_grid};
+use sinter_autodiff::trainer::save_tensors;
 use sinter_autodiff::{
     AutodiffError, Init, Optimizer, Schedule, TrainConfig, Trainer, init_params, training_graph,
 };
@@ -41,7 +46,7 @@ use sinter_models::{
     BuildError, DcganConfig, Mode, dcgan_discriminator, dcgan_generator, dcgan_generator_step,
 };
 use sinter_runtime::{CompileError, CompileOptions, Compiled, Jit, RunError};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// How to train a GAN; see the [module docs](self).
@@ -334,10 +339,15 @@ impl Gan {
 
     /// The trained parameters of both networks (`g.*`, `d.*`) and the generator's batch-norm
     /// running statistics.
-    pub fn model(&self) -> std::collections::BTreeMap<String, Tensor> {
+    pub fn model(&self) -> BTreeMap<String, Tensor> {
         let mut all = self.g.model();
         all.extend(self.d.model());
         all
+    }
+
+    /// Saves [`Gan::model`] to a safetensors file.
+    pub fn save(&self, path: &Path) -> Result<(), GanError> {
+        Ok(save_tensors(path, &self.model())?)
     }
 
     fn params(

@@ -211,6 +211,12 @@ fn dcgan_learns_the_digits_without_diverging() {
         nn.1 < 0.7 * nn.0,
         "samples did not approach real digits: {nn:?}"
     );
+    let path = temp_png("dcgan-model").with_extension("safetensors");
+    gan.save(&path).unwrap();
+    let saved = sinter_autodiff::trainer::load_tensors(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(saved, gan.model());
+    assert!(saved.contains_key("g.convt1.w") && saved.contains_key("d.conv1.w"));
     // Same seed, same initial generator: the run is reproducible.
     assert_eq!(Gan::new(&cfg).unwrap().generate(&z).unwrap(), before);
 }
