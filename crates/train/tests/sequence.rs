@@ -62,3 +62,23 @@ fn data_that_does_not_fit_is_an_error() {
         "{e}"
     );
 }
+
+#[test]
+fn held_out_sets_larger_than_an_evaluation_batch_are_scored_in_pieces() {
+    // The held-out set twice over (720 samples: a batch of 512 and one of 208) must score
+    // exactly as the set once (one batch of 360): same parameters, same samples.
+    let (train, test) = sinter_data::digits_split().unwrap();
+    let twice = sinter_data::Dataset {
+        x: [test.x.clone(), test.x.clone()].concat(),
+        labels: [test.labels.clone(), test.labels.clone()].concat(),
+        ..test.clone()
+    };
+    assert!(twice.len() > sinter_train::sequence::EVAL_BATCH);
+    let mut cfg = SequenceConfig::digits(Cell::Rnn);
+    cfg.epochs = 1;
+    let once = train_sequence(&cfg, &train, &test, |_| {}).unwrap();
+    let again = train_sequence(&cfg, &train, &twice, |_| {}).unwrap();
+    assert_eq!(once.model, again.model);
+    assert_eq!(once.accuracy(), again.accuracy());
+    assert!(once.accuracy() > 0.5, "{}", once.accuracy());
+}
