@@ -40,7 +40,7 @@
 //! linear layer `<name>` of `sinter_models::dbn`.
 
 use crate::util::{
-    Progress, StageEpoch, TrainError, check_batch, epoch_batches, flat_batch, gemm, up_pass,
+    Params, Progress, StageEpoch, TrainError, check_batch, epoch_batches, flat_batch, gemm, up_pass,
 };
 use sinter_autodiff::train::{LR, next_name};
 use sinter_autodiff::{Init, Schedule, Trainer, TrainingGraph, init_tensor};
@@ -229,7 +229,7 @@ pub struct Rbm {
     /// The layer's name, the prefix of its parameters.
     pub name: String,
     /// `<name>.w: [V, H]`, `<name>.b: [H]` (hidden), `<name>.b_v: [V]` (visible).
-    pub params: HashMap<String, Tensor>,
+    pub params: Params,
 }
 
 impl Rbm {

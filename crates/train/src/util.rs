@@ -153,14 +153,56 @@ pub fn sigmoid_layer(
     Ok(g)
 }
 
-/// `data` pushed through the layer `name` (see [`sigmoid_layer`]) with the weights in
-/// `params`: a data set of the hidden probabilities with the same labels. One compiled run
-/// over the whole set.
-pub fn up_pass(
+/// The most samples one compiled run over a whole data set takes ([`up_pass`], scoring): the
+/// arena holds one chunk's activations, not the set's.
+pub const CHUNK: usize = 512;
+
+/// The outputs of `build(n)` run over all of `data` in consecutive chunks of at most
+/// [`CHUNK`] samples, each fed as `x` (flattened) and, where the graph takes it, `labels`;
+/// every other input comes from `extra` by name. At most two graphs are compiled (the full
+/// chunk and the remainder).
+pub(crate) fn over_chunks(
     data: &Dataset,
-    name: &str,
-    params: &HashMap<String, Tensor>,
-) -> Result<Dataset, TrainError> {
+    build: &dyn Fn(usize) -> Result<Graph, TrainError>,
+    extra: &Params,
+) -> Result<Vec<Vec<(String, Tensor)>>, TrainError> {
+    let mut compiled: Vec<(usize, Compiled)> = Vec::new();
+    let mut outs = Vec::new();
+    let mut start = 0;
+    while start < data.len() {
+        let n = CHUNK.min(data.len() - start);
+        let k = match compiled.iter().position(|(m, _)| *m == n) {
+            Some(k) => k,
+            None => {
+                compiled.push((n, Compiled::new(&build(n)?, CompileOptions::default())?));
+                compiled.len() - 1
+            }
+        };
+        let c = &compiled[k].1;
+        let idx: Vec<usize> = (start..start + n).collect();
+        let (x, labels) = flat_batch(data, &idx);
+        let mut feeds = Params::new();
+        for (name, _) in c.inputs() {
+            let t = match name.as_str() {
+                "x" => x.clone(),
+                "labels" => labels.clone(),
+                _ => extra
+                    .get(name)
+                    .ok_or_else(|| TrainError::Config(format!("no value for `%{name}`")))?
+                    .clone(),
+            };
+            feeds.insert(name.clone(), t);
+        }
+        outs.push(c.run(&feeds)?);
+        start += n;
+    }
+    Ok(outs)
+}
+
+/// `data` pushed through the layer `name` (see [`sigmoid_layer`]) with the weights in
+/// `params`: a data set of the hidden probabilities with the same labels, computed by the
+/// compiled layer in chunks of [`CHUNK`] samples.
+pub fn up_pass(data: &Dataset, name: &str, params: &Params) -> Result<Dataset, TrainError> {
     let wname = format!("{name}.w");
     let w = params
         .get(&wname)
@@ -169,22 +211,16 @@ pub fn up_pass(
         [i, o] => (*i, *o),
         s => return Err(TrainError::Config(format!("`{wname}` has shape {s:?}"))),
     };
-    let g = sigmoid_layer(name, data.len(), inputs, outputs)?;
-    let c = Compiled::new(&g, CompileOptions::default())?;
-    let all: Vec<usize> = (0..data.len()).collect();
-    let mut feeds = HashMap::from([("x".to_string(), flat_batch(data, &all).0)]);
-    for p in [wname, format!("{name}.b")] {
-        let t = params
-            .get(&p)
-            .ok_or_else(|| TrainError::Config(format!("no parameter `{p}`")))?;
-        feeds.insert(p, t.clone());
+    let build = |n| sigmoid_layer(name, n, inputs, outputs);
+    let mut x = Vec::with_capacity(data.len() * outputs);
+    for outs in over_chunks(data, &build, params)? {
+        match outs.into_iter().next().map(|(_, t)| t.into_data()) {
+            Some(TensorData::F32(v)) => x.extend(v),
+            _ => return Err(TrainError::Config("the up-pass gave no f32 output".into())),
+        }
     }
-    let h = c.run(&feeds)?.swap_remove(0).1;
     Ok(Dataset {
-        x: match h.into_data() {
-            TensorData::F32(v) => v,
-            _ => return Err(TrainError::Config("the up-pass is not f32".into())),
-        },
+        x,
         sample_shape: vec![outputs],
         labels: data.labels.clone(),
         classes: data.classes,
@@ -230,10 +266,10 @@ pub fn count_correct(forward: &Graph) -> Result<Graph, TrainError> {
 /// Trains the classifier `build(batch)` (inputs `x`, `labels`; outputs `loss`, `logits`) with
 /// Adam on the JIT, starting from `init` where it names a parameter and from
 /// [`sinter_autodiff::init_params`] (Xavier) elsewhere; then scores `test` with
-/// `build(test.len())`. Returns the report with no pretraining epochs.
+/// `build` in chunks ([`CHUNK`]). Returns the report with no pretraining epochs.
 pub(crate) fn fine_tune(
     build: &dyn Fn(usize) -> Result<Graph, BuildError>,
-    init: &HashMap<String, Tensor>,
+    init: &Params,
     train: &Dataset,
     test: &Dataset,
     cfg: &FineTuneConfig,
@@ -273,13 +309,12 @@ pub(crate) fn fine_tune(
         stats.push(s);
     }
     let model = tr.model();
-    let eval = count_correct(&build(test.len())?)?;
-    let c = Compiled::new(&eval, CompileOptions::default())?;
-    let all: Vec<usize> = (0..test.len()).collect();
-    let (x, labels) = flat_batch(test, &all);
-    let mut feeds = HashMap::from([("x".to_string(), x), ("labels".to_string(), labels)]);
-    feeds.extend(model.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let correct = c.run(&feeds)?[0].1.as_f32().map_or(0.0, |v| v[0]);
+    let eval = |n| -> Result<Graph, TrainError> { count_correct(&build(n)?) };
+    let params: Params = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut correct = 0.0;
+    for outs in over_chunks(test, &eval, &params)? {
+        correct += outs[0].1.as_f32().map_or(0.0, |v| v[0]);
+    }
     Ok(StackReport {
         pretrain: Vec::new(),
         fine_tune: stats,

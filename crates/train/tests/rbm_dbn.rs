@@ -336,6 +336,12 @@ fn a_trained_rbm_feeds_the_zoo_graph() {
         let h = rbm.hidden_probs(&test).unwrap();
         close("hidden", &h.x, get(&outs, "hidden"));
         assert_eq!(h.labels, test.labels);
+        // The training set takes three compiled chunks; its last 360 samples, one.
+        let whole = rbm.hidden_probs(&train).unwrap();
+        let tail: Vec<usize> = (train.len() - 360..train.len()).collect();
+        let part = rbm.hidden_probs(&train.subset(&tail)).unwrap();
+        assert_eq!(whole.x.len(), train.len() * 24);
+        close("chunked", &whole.x[(train.len() - 360) * 24..], &part.x);
     }
     eprintln!("held-out mean-field reconstruction error: untrained, trained {errs:?}");
     assert!(errs[1] < 0.5 * errs[0], "{errs:?}");
