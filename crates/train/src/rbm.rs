@@ -40,7 +40,8 @@
 //! linear layer `<name>` of `sinter_models::dbn`.
 
 use crate::util::{
-    Params, Progress, StageEpoch, TrainError, check_batch, epoch_batches, flat_batch, gemm, up_pass,
+    Params, Progress, Purpose, StageEpoch, TrainError, check_batch, derive_seed, epoch_batches,
+    flat_batch, gemm, up_pass,
 };
 use sinter_autodiff::train::{LR, next_name};
 use sinter_autodiff::{Init, Schedule, Trainer, TrainingGraph, init_tensor};
@@ -149,9 +150,8 @@ pub fn cd_graph(
         Ok(g.sigmoid(z)?)
     };
     // Each `bernoulli` of the chain gets its own seed; the counter changes per step.
-    let seed0 = cfg.seed.wrapping_mul(cfg.k as i64 + 1);
     let sample = |g: &mut Builder, p: Value, t: usize| -> Result<Value, TrainError> {
-        let seed = seed0.wrapping_add(t as i64);
+        let seed = gibbs_seed(cfg.seed, t);
         Ok(g.op(Op::Bernoulli { seed }, &[p, step])?)
     };
     let ph0 = up(&mut g, v0)?;
@@ -221,6 +221,12 @@ pub fn cd_graph(
         batch_norm: Vec::new(),
         data: vec![VISIBLE.to_string(), STEP.to_string()],
     })
+}
+
+/// The `seed` attribute of the `bernoulli` that samples the hidden units driving Gibbs step
+/// `t + 1` (from 0) of [`cd_graph`] under `CdConfig::seed` `seed`.
+pub fn gibbs_seed(seed: i64, t: usize) -> i64 {
+    derive_seed(seed, Purpose::Gibbs).wrapping_add(t as i64)
 }
 
 /// A trained RBM layer.

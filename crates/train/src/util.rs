@@ -98,11 +98,26 @@ pub type Params = HashMap<String, Tensor>;
 /// The progress callback of the procedures: called after every epoch of every stage.
 pub type Progress<'a> = &'a mut dyn FnMut(&StageEpoch);
 
+/// What a derived seed is for ([`derive_seed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// The batch order.
+    Shuffle = 1,
+    /// The samples of contrastive divergence.
+    Gibbs = 2,
+}
+
+/// A seed for `purpose` derived from the user's `seed`, so that the batch order, the samples
+/// and the initialisation (which takes `seed` itself) draw from unrelated streams.
+pub(crate) fn derive_seed(seed: i64, purpose: Purpose) -> i64 {
+    rng::mix64(rng::mix64(seed as u64) ^ purpose as u64) as i64
+}
+
 /// The batches of one epoch: `len / batch` full batches of a shuffled order (the remainder
 /// waits for a later epoch's shuffle). The order is a pure function of `(seed, epoch)`.
 pub fn epoch_batches(len: usize, batch: usize, seed: i64, epoch: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..len).collect();
-    let key = rng::key(seed, epoch as i64);
+    let key = rng::key(derive_seed(seed, Purpose::Shuffle), epoch as i64);
     for i in (1..len).rev() {
         let j = ((rng::uniform(key, i as u64) * (i + 1) as f32) as usize).min(i);
         order.swap(i, j);

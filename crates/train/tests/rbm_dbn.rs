@@ -140,9 +140,8 @@ fn cd1_step_matches_a_host_implementation() {
     let (v0, w, b, b_v) = (f(VISIBLE), f("r.w"), f("r.b"), f("r.b_v"));
 
     let ph0 = layer(&v0, &w, &b, n, v, false);
-    // `bernoulli {seed}` with counter `step`: the only bernoulli of CD-1 has seed
-    // `seed * (k + 1)`.
-    let key = rng::key(cfg.seed * 2, step);
+    // `bernoulli {seed}` with counter `step`: CD-1 samples once, before step 1.
+    let key = rng::key(sinter_train::rbm::gibbs_seed(cfg.seed, 0), step);
     let h0: Vec<f32> = (0..ph0.len())
         .map(|i| f32::from(u8::from(rng::uniform(key, i as u64) < ph0[i])))
         .collect();
