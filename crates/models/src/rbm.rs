@@ -14,6 +14,16 @@
 //! up-pass *is* the linear layer `rbm1` of the DBN and pretrained weights feed the
 //! fine-tuning graph by name; only the visible biases `rbm1.b_v: [V]`, which the up-pass does
 //! not read, are the RBM's own.
+//!
+//! ```
+//! use sinter_models::{DbnConfig, RbmConfig, dbn, param_count, rbm};
+//! // 784 x 500 weights, 500 hidden and 784 visible biases.
+//! assert_eq!(param_count(&rbm(&RbmConfig::full()).unwrap()), 393_284);
+//! // 784-500-500-2000 and a 10-way classifier: Hinton et al.'s 1.7 million weights.
+//! let g = dbn(&DbnConfig::full()).unwrap();
+//! assert_eq!(param_count(&g), 1_665_010);
+//! assert!(g.find("rbm3.w").is_some() && g.find("rbm1.b_v").is_none());
+//! ```
 
 use crate::net::Net;
 use crate::{BuildError, Mode, classify};
