@@ -5,8 +5,9 @@
 //! The log-likelihood gradient is `<v h^T>_data - <v h^T>_model`; CD-k (Hinton, 2002)
 //! estimates the model term by starting a Gibbs chain at the data and running it `k` steps.
 //! That estimate is not the gradient of any loss a graph could state, so autodiff cannot
-//! build the step. But the procedure is itself a dataflow graph of ops the IR has (two
-//! `gemm`s per half-step, `sigmoid`, `bernoulli`, `reduce_mean`), so [`cd_graph`] writes the
+//! build the step. But the procedure is itself a dataflow graph of ops the IR has (a `gemm`
+//! and a `sigmoid` per half-step of the chain, `bernoulli` to sample, two more `gemm`s and
+//! `reduce_mean` for the statistics), so [`cd_graph`] writes the
 //! whole update out, and the JIT compiles it once like any training step: one kernel
 //! sequence per batch, with no numeric loop on the host.
 //!
@@ -21,7 +22,7 @@
 //! samples every batch while a run stays reproducible.
 //!
 //! Where the chain samples and where it uses probabilities follows Hinton's practical guide
-//! (UTML TR 2010-003, sections 3-4):
+//! to training RBMs (UTML TR 2010-003):
 //! - The hidden states that *drive* a reconstruction are sampled (`bernoulli`): a binary
 //!   hidden state is an information bottleneck; feeding probabilities down would let the
 //!   hidden units carry real values and the chain would barely move from the data.
@@ -30,11 +31,12 @@
 //! - The statistics use hidden *probabilities* at both ends (`v0^T p(h|v0)` and
 //!   `v_k^T p(h|v_k)`), and the last hidden layer is never sampled: the expectation has the
 //!   same mean as the sample with less variance.
-//! - The reconstruction error, `mean((v0 - v_k)^2)` over the batch, is what the guide says to
-//!   watch (it is not the objective, but it falls while learning works).
+//! - The reported figure is the reconstruction error `mean((v0 - v_k)^2)` over the batch:
+//!   cheap, since `v_k` is computed anyway, though only a rough measure of progress (the
+//!   guide warns it is not what CD optimises).
 //!
 //! Once trained, a layer moves data up a stack by its hidden probabilities
-//! ([`Rbm::hidden_probs`], a compiled `sigmoid(x W + b)` over the whole set): the deep
+//! ([`Rbm::hidden_probs`], a compiled `sigmoid(x W + b)` run over the set in chunks): the deep
 //! belief net's next RBM learns from those, the deterministic up-pass the fine-tuned network
 //! will compute. The hidden biases are called `<name>.b` so that the up-pass is exactly the
 //! linear layer `<name>` of `sinter_models::dbn`.
@@ -240,7 +242,8 @@ pub struct Rbm {
 
 impl Rbm {
     /// `data` as the hidden probabilities `sigmoid(x W + b)`, labels kept: what the next layer
-    /// of a deep belief net trains on. One compiled run over the whole set.
+    /// of a deep belief net trains on, computed by the compiled layer in chunks of
+    /// [`crate::util::CHUNK`] samples.
     pub fn hidden_probs(&self, data: &Dataset) -> Result<Dataset, TrainError> {
         up_pass(data, &self.name, &self.params)
     }

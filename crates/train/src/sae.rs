@@ -21,7 +21,6 @@ use sinter_autodiff::{
     Init, Optimizer, Schedule, TrainConfig, Trainer, init_params, training_graph,
 };
 use sinter_data::Dataset;
-
 use sinter_models::{AutoencoderConfig, autoencoder};
 use sinter_runtime::Jit;
 use std::collections::HashMap;
