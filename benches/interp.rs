@@ -5,10 +5,12 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn lenet(c: &mut Criterion) {
-    let g = sinter::ir::parse(sinter::demo::LENET_SIR).expect("lenet parses");
-    let mut inputs = sinter::demo::init_params(&g, 0);
-    let data = sinter::digits::load().expect("digits");
-    let (x, labels) = sinter::digits::batch(&data[..16]);
+    let src = include_str!("../ir-spec/examples/lenet.sir");
+    let g = sinter::ir::parse(src).expect("lenet parses");
+    let mut inputs: std::collections::HashMap<_, _> =
+        sinter::autodiff::init_params(&g, sinter::autodiff::Init::HeUniform, 0);
+    let data = sinter::data::digits().expect("digits");
+    let (x, labels) = data.batch(&(0..16).collect::<Vec<_>>());
     inputs.insert("x".into(), x);
     inputs.insert("labels".into(), labels);
     c.bench_function("interp/lenet_batch16", |b| {

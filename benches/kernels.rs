@@ -148,7 +148,7 @@ fn conv(c: &mut Criterion) {
 }
 
 fn lenet(c: &mut Criterion) {
-    let g = sinter::ir::parse(sinter::demo::LENET_SIR).expect("lenet parses");
+    let g = sinter::ir::parse(include_str!("../ir-spec/examples/lenet.sir")).expect("lenet parses");
     let mut opts = CompileOptions::default();
     opts.lower.threads = threads();
     let exe = Compiled::new(&g, opts).expect("compiles");

@@ -157,12 +157,24 @@ fn run_reports_missing_and_misshapen_inputs() {
 
 #[test]
 fn demo_trains_the_example() {
-    let out = sinter(&["demo", "--epochs", "2"]);
+    let png = std::env::temp_dir().join(format!("sinter-cli-demo-{}.png", std::process::id()));
+    let out = sinter(&["demo", "--epochs", "2", "--plot", png.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    assert!(s.contains("LeNet (ir-spec/examples/lenet.sir)"), "{s}");
+    assert!(
+        text(&out.stderr).contains("LeNet-5 (sinter zoo lenet5): "),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(s.contains("optimiser on the training step"), "{s}");
     assert!(s.contains("epoch 2: mean training loss"), "{s}");
-    // "... test accuracy 93.9% (338/360 held-out digits)": well above chance (10%).
+    assert!(
+        s.contains(&format!("loss curve written to {}", png.display())),
+        "{s}"
+    );
+    assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+    let _ = std::fs::remove_file(&png);
+    // "... test accuracy 96.1% (346/360 held out)": two epochs, well above chance (10%).
     let acc: f32 = s
         .split("test accuracy ")
         .nth(1)
@@ -188,9 +200,40 @@ fn train_reports_unsuitable_graphs() {
     );
     let err = text(&sinter(&["train", with_labels.to_str().unwrap()]).stderr);
     assert!(
-        err.contains("`%x` is f32[2,2]: expected f32[B,1,8,8] or f32[B,64]"),
+        err.contains("the graph needs a scalar output `%loss`"),
         "{err}"
     );
+}
+
+/// `sinter train MODEL` builds a zoo model sized for the data (here the MLP takes the digits'
+/// 64 pixels and a batch of 32), trains it with a progress bar per epoch and reports the
+/// held-out accuracy; an unknown model or a missing data file is a clear error.
+#[test]
+fn train_builds_zoo_models_for_the_data() {
+    let out = sinter(&["train", "mlp", "--small", "--batch", "32", "--epochs", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        text(&out.stderr)
+            .contains("training mlp on embedded UCI digits (1437 samples of [1, 8, 8]"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        s.contains("2 training steps of 32") || s.contains("88 training steps of 32"),
+        "{s}"
+    );
+    let acc: f32 = s
+        .split("test accuracy ")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy in {s}"));
+    assert!(acc >= 80.0, "{s}");
+    let err = text(&sinter(&["train", "lenet6"]).stderr);
+    assert!(err.contains("no model `lenet6` in the zoo"), "{err}");
+    let err = text(&sinter(&["train", "mlp", "--data", "/nonexistent/mnist.npz"]).stderr);
+    assert!(err.contains("/nonexistent/mnist.npz"), "{err}");
 }
 
 #[test]

@@ -209,8 +209,11 @@ fn train_backends_agree() {
     };
     let jit = run(&[]);
     let interp = run(&["--backend", "interp"]);
-    assert!(jit.contains("(JIT, compiled in"), "{jit}");
-    assert!(interp.contains("(reference interpreter)"), "{interp}");
+    assert!(jit.contains(" samples/s, JIT, compiled in"), "{jit}");
+    assert!(
+        interp.contains(" samples/s, reference interpreter)"),
+        "{interp}"
+    );
     let field = |s: &str, key: &str, end: char| -> f32 {
         s.split(key)
             .nth(1)
@@ -218,7 +221,7 @@ fn train_backends_agree() {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no `{key}` in {s}"))
     };
-    let loss = |s: &str| field(s, "mean training loss", '\n');
+    let loss = |s: &str| field(s, "mean training loss", ',');
     assert!(
         (loss(&jit) - loss(&interp)).abs() <= 1.01e-4,
         "{jit}\n{interp}"

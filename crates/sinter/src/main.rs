@@ -124,34 +124,58 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
-    /// The end-to-end demo on the embedded digits.
+    /// The end-to-end demo: LeNet-5 optimised, compiled and trained on the embedded digits.
     Demo {
-        /// Seed of the initialisation and the shuffle.
+        /// Seed of the initialisation, the shuffle and the augmentation.
         #[arg(long, default_value_t = 0)]
         seed: i64,
         /// Passes over the training digits.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 12)]
         epochs: usize,
         /// What runs the training steps: compiled code or the reference interpreter.
         #[arg(long, value_enum, default_value_t = sinter::train::Engine::Jit)]
         backend: sinter::train::Engine,
+        /// Where to write the loss curve (PNG).
+        #[arg(long, default_value = "lenet5-loss.png")]
+        plot: PathBuf,
     },
-    /// Train a graph on the embedded digits (inputs `x`, `labels`; scalar output `loss`).
+    /// Train a model: a zoo name (`sinter zoo`) or a graph file with inputs `x`, `labels` and
+    /// a scalar output `loss`, on the embedded digits or on `--data`.
     Train {
-        /// The `.sir` file.
-        file: PathBuf,
-        /// Passes over the training digits.
+        /// A zoo model (`lenet5`, `mlp`, `lstm`, ...) or a `.sir` / `.onnx` file.
+        model: String,
+        /// Training data: an `.npz`, a `.npy` pair's directory, MNIST idx or CIFAR-10 binary
+        /// files (their test part is held out). Default: the embedded UCI digits.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Passes over the training data.
         #[arg(long, default_value_t = 3)]
         epochs: usize,
+        /// Batch size of a zoo model (default: its preset's).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Build a zoo model at its small test preset instead of the published sizes.
+        #[arg(long)]
+        small: bool,
         /// Peak learning rate (cosine decay).
         #[arg(long, default_value_t = 1e-2)]
         lr: f32,
         /// `adam` or `sgd`.
         #[arg(long, default_value = "adam")]
         optimizer: String,
-        /// Seed of the initialisation and the shuffle.
+        /// Seed of the initialisation, the shuffle and the augmentation.
         #[arg(long, default_value_t = 0)]
         seed: i64,
+        /// Threads of the GEMM driver.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Training-time augmentation, e.g. `shift=1,noise=0.05` (also `flip`,
+        /// `crop=P:HxW`, `resize=HxW`).
+        #[arg(long, default_value = "")]
+        augment: String,
+        /// Optimise the training step by equality saturation before compiling it.
+        #[arg(long)]
+        optimize: bool,
         /// Save the trained parameters to this safetensors file.
         #[arg(long)]
         save: Option<PathBuf>,
@@ -321,26 +345,60 @@ fn run(cli: Cli) -> Result<(), String> {
             seed,
             epochs,
             backend,
+            plot,
         } => {
-            let opts = sinter::train::TrainOptions {
-                seed,
-                epochs,
-                engine: backend,
-                ..Default::default()
-            };
-            print!("{}", sinter::demo::run(&opts)?);
+            let mut opts = sinter::demo::DemoOptions::default();
+            opts.train.seed = seed;
+            opts.train.epochs = epochs;
+            opts.train.engine = backend;
+            opts.plot = Some(plot);
+            print!("{}", sinter::demo::run(&opts)?.0);
             Ok(())
         }
         Command::Train {
-            file,
+            model,
+            data,
             epochs,
+            batch,
+            small,
             lr,
             optimizer,
             seed,
+            threads,
+            augment,
+            optimize,
             save,
             backend,
         } => {
-            let g = load(&file)?;
+            let data = match &data {
+                Some(p) => sinter::train::Data::load(p)?,
+                None => sinter::train::Data::digits()?,
+            };
+            let path = Path::new(&model);
+            let g = if path.exists() || model.ends_with(".sir") || model.ends_with(".onnx") {
+                if batch.is_some() || small {
+                    return Err(format!(
+                        "{model}: --batch and --small apply to zoo models (a file states its \
+                         types)"
+                    ));
+                }
+                load(path)?
+            } else {
+                let fit = sinter_models::Fit {
+                    batch,
+                    sample_shape: data.train.sample_shape.clone(),
+                    classes: data.train.classes,
+                };
+                let preset = if small {
+                    sinter_models::Preset::Small
+                } else {
+                    sinter_models::Preset::Full
+                };
+                sinter_models::build_fit(&model, preset, &fit).map_err(|e| e.to_string())?
+            };
+            let augment = augment
+                .parse::<sinter::data::Augment>()
+                .map_err(|e| format!("--augment: {e}"))?;
             let opts = sinter::train::TrainOptions {
                 epochs,
                 lr,
@@ -349,8 +407,26 @@ fn run(cli: Cli) -> Result<(), String> {
                 save,
                 progress: true,
                 engine: backend,
+                threads,
+                augment,
+                optimize,
             };
-            print!("{}", sinter::train::train_digits(&g, &opts)?.render());
+            eprintln!(
+                "training {model} on {} ({} samples of {:?}, {} classes{})",
+                data.name,
+                data.train.len(),
+                data.train.sample_shape,
+                data.train.classes,
+                match &data.test {
+                    Some(t) => format!(", {} held out", t.len()),
+                    None => String::new(),
+                }
+            );
+            let report = sinter::train::train(&g, &data, &opts)?;
+            if let Some(r) = &report.rewrite {
+                print!("optimiser on the training step:\n{}", r.render(false));
+            }
+            print!("{}", report.render());
             Ok(())
         }
     }
