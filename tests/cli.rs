@@ -261,3 +261,37 @@ fn zoo_lists_models_and_prints_one() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
 }
+
+/// The procedures beyond backprop from the command line: a DBN (CD-1 pretraining, then
+/// fine-tuning) clears 90% on the held-out digits; a DCGAN trains and writes its samples.
+#[test]
+fn train_runs_the_pretraining_and_adversarial_procedures() {
+    let out = sinter(&["train", "dbn", "--epochs", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("rbm1: reconstruction error"), "{s}");
+    assert!(s.contains("rbm2: reconstruction error"), "{s}");
+    let acc: f32 = s
+        .split("test accuracy ")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy in {s}"));
+    assert!(acc >= 90.0, "{s}");
+    let png = std::env::temp_dir().join(format!("sinter-cli-gan-{}.png", std::process::id()));
+    let out = sinter(&[
+        "train",
+        "dcgan",
+        "--epochs",
+        "1",
+        "--samples",
+        png.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("dcgan: 44 alternating steps"), "{s}");
+    assert!(std::fs::metadata(&png).unwrap().len() > 100, "{s}");
+    let _ = std::fs::remove_file(&png);
+    let err = text(&sinter(&["train", "sae", "--batch", "4"]).stderr);
+    assert!(err.contains("--batch"), "{err}");
+}

@@ -53,4 +53,4 @@ pub use schedule::Schedule;
 pub use train::{
     BatchNormStats, Clip, Optimizer, TrainConfig, TrainingGraph, inference_graph, training_graph,
 };
-pub use trainer::{Backend, Interpret, Trainer};
+pub use trainer::{Backend, Interpret, Trainer, load_tensors, save_tensors};

@@ -10,6 +10,7 @@
 pub mod demo;
 pub mod npz;
 pub mod plot;
+pub mod recipes;
 pub mod train;
 
 pub use sinter_autodiff as autodiff;

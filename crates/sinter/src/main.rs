@@ -140,7 +140,9 @@ enum Command {
         plot: PathBuf,
     },
     /// Train a model: a zoo name (`sinter zoo`) or a graph file with inputs `x`, `labels` and
-    /// a scalar output `loss`, on the embedded digits or on `--data`.
+    /// a scalar output `loss`, on the embedded digits or on `--data`. `rbm` (contrastive
+    /// divergence), `dbn` and `sae` (layer-wise pretraining, then fine-tuning) and `dcgan`
+    /// (generator and discriminator, alternating) run their own procedures.
     Train {
         /// A zoo model (`lenet5`, `mlp`, `lstm`, ...) or a `.sir` / `.onnx` file.
         model: String,
@@ -182,6 +184,9 @@ enum Command {
         /// What runs the training steps: compiled code or the reference interpreter.
         #[arg(long, value_enum, default_value_t = sinter::train::Engine::Jit)]
         backend: sinter::train::Engine,
+        /// `dcgan` only: where to write a grid of generated images (PNG).
+        #[arg(long, default_value = "dcgan-samples.png")]
+        samples: PathBuf,
     },
 }
 
@@ -369,11 +374,28 @@ fn run(cli: Cli) -> Result<(), String> {
             optimize,
             save,
             backend,
+            samples,
         } => {
             let data = match &data {
                 Some(p) => sinter::train::Data::load(p)?,
                 None => sinter::train::Data::digits()?,
             };
+            if sinter::recipes::is_recipe(&model) && !Path::new(&model).exists() {
+                if backend != sinter::train::Engine::Jit || batch.is_some() || small || optimize {
+                    return Err(format!(
+                        "`{model}` trains by its own procedure on the JIT: --backend, --batch, \
+                         --small and --optimize do not apply"
+                    ));
+                }
+                let opts = sinter::train::TrainOptions {
+                    epochs,
+                    seed,
+                    save,
+                    ..Default::default()
+                };
+                print!("{}", sinter::recipes::run(&model, &data, &opts, &samples)?);
+                return Ok(());
+            }
             let path = Path::new(&model);
             let g = if path.exists() || model.ends_with(".sir") || model.ends_with(".onnx") {
                 if batch.is_some() || small {
