@@ -295,3 +295,49 @@ fn train_runs_the_pretraining_and_adversarial_procedures() {
     let err = text(&sinter(&["train", "sae", "--batch", "4"]).stderr);
     assert!(err.contains("--batch"), "{err}");
 }
+
+/// `sinter train MODEL --data FILE.npz`: the user's data (here 600 of the digits, flattened, as
+/// `x`/`y` with a `x_test`/`y_test` part) sizes the zoo model and is held out as the file says.
+#[test]
+fn train_reads_user_data_from_npz() {
+    let d = sinter::data::digits().unwrap();
+    let flat = |r: std::ops::Range<usize>| {
+        let idx: Vec<usize> = r.collect();
+        let (x, y) = d.batch(&idx);
+        (x.reshaped(&[idx.len(), 64]).unwrap(), y)
+    };
+    let (x, y) = flat(0..600);
+    let (xt, yt) = flat(600..800);
+    let p = tmp("digits.npz", "");
+    sinter::npz::write_npz(
+        &p,
+        [("x", &x), ("y", &y), ("x_test", &xt), ("y_test", &yt)].into_iter(),
+    )
+    .unwrap();
+    let out = sinter(&[
+        "train",
+        "mlp",
+        "--data",
+        p.to_str().unwrap(),
+        "--batch",
+        "20",
+        "--epochs",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("600 samples of [64], 10 classes, 200 held out"),
+        "{err}"
+    );
+    let s = text(&out.stdout);
+    assert!(s.contains("90 training steps of 20"), "{s}");
+    assert!(s.contains("/200 held out)"), "{s}");
+    let acc: f32 = s
+        .split("test accuracy ")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy in {s}"));
+    assert!(acc >= 80.0, "{s}");
+}
