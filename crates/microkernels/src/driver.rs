@@ -6,9 +6,10 @@
 //! applied per k slice and the caller's `beta` only on the first slice (later slices
 //! accumulate with `beta = 1`), so `beta == 0` never reads C.
 //!
-//! Threads split M (or N, whichever is larger) into contiguous ranges of whole tiles; each
+//! Threads split M or N (the policy is [`split`]) into contiguous ranges of whole tiles; each
 //! thread runs the serial nest on its part, so threads write disjoint tiles of C and share
-//! nothing mutable. Packing buffers come from a small global pool and are reused across calls.
+//! nothing mutable. The threads are the caller and workers of a persistent pool
+//! ([`crate::pool`]), so a threaded call costs microseconds, not a thread spawn. Packing buffers come from a small global pool and are reused across calls.
 //!
 //! The addressing convention of the safe API (where element `(0, 0)` is for negative strides)
 //! is in the crate docs.
@@ -21,10 +22,6 @@ use crate::kernels::{DirectTileFn, TileFn, direct_tile_fn, tile_fn, tile_partial
 use crate::layout::{KC, MC, MR, NC, NR, packed_a_len, packed_b_len};
 use crate::pack::{pack_a, pack_b};
 use crate::packed_b::PackedB;
-
-/// Below this many multiply-adds (`m*n*k`) a threaded call runs on the calling thread: spawning
-/// costs tens of microseconds.
-const PAR_MIN_WORK: usize = 128 * 128 * 128;
 
 /// Up to this many columns of C (per `NC` block), a row-major A is read unpacked by the kernels
 /// that can: each element of A is then used only `2 * n` FLOPs' worth, so packing it would
@@ -619,7 +616,7 @@ struct Job {
 
 // SAFETY: a Job only reads A and B (shared, read-only for the call) and writes its own range
 // of C's rows or columns, disjoint from every other job's (C's elements are distinct, checked
-// or promised by the caller); the scope joins all jobs before the borrow of C ends.
+// or promised by the caller); the pool runs all jobs before the call that made them returns.
 unsafe impl Send for Job {}
 
 impl Job {
@@ -636,7 +633,45 @@ impl Job {
     }
 }
 
-/// Splits M (or N) across up to `threads` scoped threads, the calling thread included.
+/// How a threaded call divides its work: `shares` contiguous ranges of whole tiles of M (or of
+/// N), one per thread. Every element of C is then computed by the same kernel with the same
+/// summation order as on one thread (k is never split), so the result does not depend on the
+/// thread count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Split {
+    /// Number of ranges (1: run on the calling thread).
+    pub(crate) shares: usize,
+    /// Split the rows of C (else its columns).
+    pub(crate) rows: bool,
+}
+
+/// The least work (`2*m*n*k` FLOPs) worth giving one more thread: below about this much a
+/// second thread does not pay for waking a pool worker and packing its own copy of the shared
+/// operand. Measured on the project VM (AMD EPYC, AVX2): see [`split`].
+pub(crate) const PAR_MIN_FLOPS: usize = 1 << 22;
+
+/// The split policy. Splits only with at least [`PAR_MIN_FLOPS`] per share; along M when
+/// `m >= n`, so that the smaller operand (B, `k x n`) is the one each thread packs again,
+/// else along N; on the other axis if the preferred one has fewer whole tiles than threads
+/// would use (LeNet's convolutions have 6 or 16 rows). Never more shares than tiles.
+pub(crate) fn split(m: usize, n: usize, k: usize, threads: usize) -> Split {
+    let flops = m.saturating_mul(n).saturating_mul(k).saturating_mul(2);
+    let t = threads.max(1).min((flops / PAR_MIN_FLOPS).max(1));
+    let (um, un) = (m.div_ceil(MR), n.div_ceil(NR));
+    let rows = if m >= n {
+        um >= t || um >= un
+    } else {
+        un < t && um > un
+    };
+    let units = if rows { um } else { un };
+    Split {
+        shares: t.min(units).max(1),
+        rows,
+    }
+}
+
+/// Splits M or N (see [`split`]) across up to `threads` threads: the calling thread and
+/// workers of the process-wide pool ([`crate::pool`]).
 ///
 /// # Safety
 /// As for [`gemm_serial`].
@@ -654,20 +689,40 @@ pub(crate) unsafe fn gemm_parallel(
     epi: Epi,
     threads: usize,
 ) {
-    let work = m.saturating_mul(n).saturating_mul(k);
-    let split_m = m >= n;
-    let (len, unit) = if split_m { (m, MR) } else { (n, NR) };
-    let units = len.div_ceil(unit);
-    let t = threads.max(1).min(units);
-    if t <= 1 || work < PAR_MIN_WORK {
+    let s = split(m, n, k, threads);
+    // SAFETY: forwarded.
+    unsafe { gemm_split(isa, m, n, k, alpha, a, b, beta, c, epi, s) }
+}
+
+/// [`gemm_parallel`] with the split given (tests force splits that the policy would not make).
+///
+/// # Safety
+/// As for [`gemm_serial`].
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub(crate) unsafe fn gemm_split(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: MatRef,
+    b: BSrc,
+    beta: f32,
+    c: MatMut,
+    epi: Epi,
+    Split { shares: t, rows }: Split,
+) {
+    if t <= 1 {
         // SAFETY: forwarded.
         unsafe { gemm_serial(isa, m, n, k, alpha, a, b, beta, c, epi) };
         return;
     }
+    let (len, unit) = if rows { (m, MR) } else { (n, NR) };
+    let units = len.div_ceil(unit);
     let job = |q: usize| {
         let lo = (units * q / t * unit).min(len);
         let hi = (units * (q + 1) / t * unit).min(len);
-        if split_m {
+        if rows {
             Job {
                 isa,
                 m: hi - lo,
@@ -715,24 +770,26 @@ pub(crate) unsafe fn gemm_parallel(
             }
         }
     };
-    std::thread::scope(|s| {
-        for q in 1..t {
-            let j = job(q);
-            let spawned = std::thread::Builder::new().spawn_scoped(s, move || {
-                // SAFETY: this job's rows/columns of C are disjoint from the others'; the
-                // caller's contract covers the operands.
-                unsafe { j.run() }
-            });
-            if spawned.is_err() {
-                // No thread available: do this share here (still disjoint from the others).
-                // SAFETY: as above.
-                unsafe { job(q).run() };
-            }
-        }
-        // SAFETY: as above, for share 0.
-        unsafe { job(0).run() };
-    });
+    let job = SyncJobs(job);
+    // SAFETY: share q's rows/columns of C are disjoint from every other share's; `pool::run`
+    // runs each share once and returns only after all have finished, so the operands outlive
+    // every share; the caller's contract covers the operands.
+    crate::pool::run(t, |q| unsafe { job.get(q).run() });
 }
+
+/// The share-maker of [`gemm_parallel`], shareable across the pool's threads.
+struct SyncJobs<F>(F);
+
+impl<F: Fn(usize) -> Job> SyncJobs<F> {
+    /// Share `q`.
+    fn get(&self, q: usize) -> Job {
+        (self.0)(q)
+    }
+}
+
+// SAFETY: the closure only copies raw pointers and scalars into a new `Job` (it reads no
+// memory through them); what the jobs then do is covered by `unsafe impl Send for Job`.
+unsafe impl<F> Sync for SyncJobs<F> {}
 
 /// The strided GEMM with every optimisation that needs no checking: a column-major C is
 /// computed as `C^T = B^T A^T` so the kernel's contiguous-row store applies.
@@ -844,9 +901,11 @@ pub fn sgemm(
     )
 }
 
-/// [`sgemm`] on up to `threads` threads (the calling thread included; `0` means `1`). The
-/// larger of M and N is split into ranges of whole tiles; small problems (`m*n*k < 2^21`) stay
-/// on the calling thread. The result is bitwise equal to [`sgemm`]'s: each element of C is
+/// [`sgemm`] on up to `threads` threads (the calling thread included; `0` means `1`), taken
+/// from a process-wide pool of persistent workers. M (or N, when it is the larger or M has too
+/// few tiles) is split into ranges of whole tiles, each with at least about 4 MFLOP of work
+/// (`2*m*n*k >= 2^22` per thread), so small problems stay on the calling thread. Safe to call
+/// from several threads at once. The result is bitwise equal to [`sgemm`]'s: each element of C is
 /// computed by the same kernel with the same summation order.
 ///
 /// # Errors
@@ -1186,4 +1245,187 @@ pub fn sgemm_packed_b_with_isa(
     // `PackedB` guarantees.
     unsafe { gemm_parallel(isa, m, n, k, alpha, a, b, beta, c, Epi::NONE, threads) };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Row-major `C = 1.5 * A * B - 0.5 * C` then `epi`, split as given.
+    #[allow(clippy::too_many_arguments)]
+    fn run_split(
+        isa: Isa,
+        (m, n, k): (usize, usize, usize),
+        a: &[f32],
+        b: &[f32],
+        c0: &[f32],
+        epi: Epi,
+        s: Split,
+    ) -> Vec<u32> {
+        let mut c = c0.to_vec();
+        let (a, b, cm) = (
+            MatRef {
+                ptr: a.as_ptr(),
+                rs: k as isize,
+                cs: 1,
+            },
+            BSrc::Strided(MatRef {
+                ptr: b.as_ptr(),
+                rs: n as isize,
+                cs: 1,
+            }),
+            MatMut {
+                ptr: c.as_mut_ptr(),
+                rs: n as isize,
+                cs: 1,
+            },
+        );
+        // SAFETY: row-major operands of exactly their shapes; the epilogue's vectors (built by
+        // the caller) cover C's rows, columns or elements; `isa` is available.
+        unsafe { gemm_split(isa, m, n, k, 1.5, a, b, -0.5, cm, epi, s) };
+        c.iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn split_policy() {
+        // LeNet's per-image convolutions: far below the break-even work.
+        assert_eq!(split(6, 784, 25, 2).shares, 1);
+        assert_eq!(split(16, 100, 150, 2).shares, 1);
+        assert_eq!(split(1024, 1024, 1024, 1).shares, 1);
+        assert_eq!(split(1024, 1024, 1024, 0).shares, 1);
+        // ResNet-18's 3x3 convolutions at batch 1 (m = pixels, n = channels out).
+        let rows = |shares| Split { shares, rows: true };
+        let cols = |shares| Split {
+            shares,
+            rows: false,
+        };
+        assert_eq!(split(3136, 64, 576, 2), rows(2));
+        assert_eq!(split(196, 256, 2304, 2), cols(2));
+        assert_eq!(split(49, 512, 4608, 2), cols(2));
+        // The shapes of the public bit-identity test split 2 and 3 ways.
+        for (m, n, k, r) in [
+            (301, 97, 700, true),
+            (53, 389, 1000, false),
+            (7, 1000, 3000, false),
+            (1000, 7, 3000, true),
+        ] {
+            for t in [2, 3] {
+                assert_eq!(
+                    split(m, n, k, t),
+                    Split { shares: t, rows: r },
+                    "{m}x{n}x{k}"
+                );
+            }
+        }
+        // Never more shares than tiles, nor than work allows.
+        assert_eq!(split(6, 30, 1 << 20, 4).shares, 1);
+        assert_eq!(split(12, 20, 1 << 20, 4), rows(2));
+        let (m, n, k) = (128, 128, 128);
+        assert_eq!(split(m, n, k, 8).shares, 2 * m * n * k / PAR_MIN_FLOPS);
+    }
+
+    /// Every forced split (2 to 4 shares, rows or columns, more shares than tiles included)
+    /// gives C bit for bit as one thread does, with every epilogue.
+    #[test]
+    fn forced_splits_are_bit_identical() {
+        for isa in Isa::available() {
+            for (m, n, k) in [
+                (7, 13, 17),
+                (31, 70, 65),
+                (13, 70, 300),
+                (150, 40, 9),
+                (3, 2, 5),
+            ] {
+                let seed = (m * 1000 + n) as u64;
+                let (a, b, c0) = (
+                    data(m * k, seed),
+                    data(k * n, seed + 1),
+                    data(m * n, seed + 2),
+                );
+                let (row, col, mask) = (data(m, seed + 3), data(n, seed + 4), data(m * n, 7));
+                let acts = [
+                    Act::None,
+                    Act::Relu,
+                    Act::LeakyRelu(0.1),
+                    Act::Sigmoid,
+                    Act::Tanh,
+                    Act::Prelu {
+                        slope: col.as_ptr(),
+                        rs: 0,
+                        cs: 1,
+                    },
+                    Act::ReluMask {
+                        mask: mask.as_ptr(),
+                        rs: n as isize,
+                        cs: 1,
+                    },
+                ];
+                for (bias, rs, cs) in [
+                    (std::ptr::null(), 0, 0),
+                    (row.as_ptr(), 1, 0),
+                    (col.as_ptr(), 0, 1),
+                ] {
+                    for act in acts {
+                        let epi = Epi { bias, rs, cs, act };
+                        let one = Split {
+                            shares: 1,
+                            rows: true,
+                        };
+                        let want = run_split(isa, (m, n, k), &a, &b, &c0, epi, one);
+                        for shares in 2..=4 {
+                            for rows in [true, false] {
+                                let s = Split { shares, rows };
+                                let got = run_split(isa, (m, n, k), &a, &b, &c0, epi, s);
+                                assert!(got == want, "{isa:?} {m}x{n}x{k} {act:?} {s:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Threaded GEMMs called from inside pool pieces (nested) and from several threads at once
+    /// complete and match one thread.
+    #[test]
+    fn nested_and_concurrent_calls() {
+        let (m, n, k) = (200, 96, 600);
+        assert!(split(m, n, k, 2).shares == 2);
+        let (a, b, c0) = (data(m * k, 1), data(k * n, 2), data(m * n, 3));
+        let isa = Isa::detect();
+        let one = Split {
+            shares: 1,
+            rows: true,
+        };
+        let want = run_split(isa, (m, n, k), &a, &b, &c0, Epi::NONE, one);
+        let two = split(m, n, k, 2);
+        let bad = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    for _ in 0..10 {
+                        crate::pool::run(2, |_| {
+                            let got = run_split(isa, (m, n, k), &a, &b, &c0, Epi::NONE, two);
+                            if got != want {
+                                bad.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        });
+                    }
+                });
+            }
+        });
+        assert_eq!(bad.into_inner(), 0);
+    }
 }

@@ -54,6 +54,7 @@ mod kernels;
 pub mod layout;
 mod pack;
 mod packed_b;
+mod pool;
 
 pub use driver::{
     Activation, Bias, Epilogue, sgemm, sgemm_epilogue_with_isa, sgemm_packed_b,

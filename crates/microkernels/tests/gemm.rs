@@ -303,6 +303,93 @@ fn threaded_equals_single_thread() {
     assert!(c1 == c2);
 }
 
+/// C is bit-identical on 1, 2 and 3 threads with every epilogue (bias per row and per column,
+/// each activation), on shapes large enough that the split policy uses 2 and 3 threads, along
+/// M and along N, with edge tiles in both directions, and with a column-major C (the
+/// transposed problem).
+#[test]
+fn threads_bit_identical_with_epilogues() {
+    let mut rng = Rng(17);
+    for isa in Isa::available() {
+        for (m, n, k) in [
+            (301, 97, 700),
+            (53, 389, 1000),
+            (7, 1000, 3000),
+            (1000, 7, 3000),
+        ] {
+            let (a, b, c0) = (rng.vec(m * k), rng.vec(k * n), rng.vec(m * n));
+            let (rows, cols, mask) = (rng.vec(m), rng.vec(n), rng.vec(m * n));
+            let acts = [
+                Activation::None,
+                Activation::Relu,
+                Activation::LeakyRelu(0.1),
+                Activation::Sigmoid,
+                Activation::Tanh,
+                Activation::Prelu(Bias::PerRow(&rows)),
+                Activation::Prelu(Bias::PerCol(&cols)),
+                Activation::ReluMask(&mask),
+            ];
+            for (case, bias) in [Bias::PerRow(&rows), Bias::PerCol(&cols)]
+                .into_iter()
+                .enumerate()
+            {
+                for act in acts {
+                    let lc = [Layout::RowMajor, Layout::ColMajor][case];
+                    let epilogue = Epilogue {
+                        bias,
+                        activation: act,
+                    };
+                    let run = |threads| {
+                        let (mut sc, rsc, csc) = store(&c0, m, n, lc, -7.0);
+                        sgemm_epilogue_with_isa(
+                            isa, m, n, k, 1.5, &a, k as isize, 1, &b, n as isize, 1, -0.5, &mut sc,
+                            rsc, csc, threads, &epilogue,
+                        )
+                        .unwrap();
+                        sc.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+                    };
+                    let one = run(1);
+                    for threads in [2, 3] {
+                        assert!(
+                            run(threads) == one,
+                            "{isa:?} {m}x{n}x{k} C {lc:?} {bias:?} {act:?}: {threads} threads differ"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Threaded calls from several threads at once (they share the process-wide pool) give the
+/// one-thread result.
+#[test]
+fn concurrent_threaded_calls() {
+    let (m, n, k) = (250, 120, 500);
+    let mut rng = Rng(23);
+    let (a, b) = (rng.vec(m * k), rng.vec(k * n));
+    let gemm = |threads| {
+        let mut c = vec![0.0; m * n];
+        sgemm_threaded(
+            m, n, k, 1.0, &a, k as isize, 1, &b, n as isize, 1, 0.0, &mut c, n as isize, 1, threads,
+        )
+        .unwrap();
+        c
+    };
+    let want = gemm(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let (gemm, want) = (&gemm, &want);
+                s.spawn(move || (0..20).all(|_| gemm(2 + i % 2) == *want))
+            })
+            .collect();
+        for h in handles {
+            assert!(h.join().unwrap(), "a concurrent threaded call differs");
+        }
+    });
+}
+
 #[test]
 fn packed_b_equals_unpacked() {
     for isa in Isa::available() {
