@@ -307,8 +307,11 @@ fn training_steps_agree_inception_rnn() {
 }
 
 #[test]
-fn training_steps_agree_sae_dcgan() {
-    for (i, name) in ["sae", "dcgan-d", "dcgan-g-step"].iter().enumerate() {
+fn training_steps_agree_stacks_dcgan() {
+    for (i, name) in ["sae", "rbm", "dbn", "dcgan-d", "dcgan-g-step"]
+        .iter()
+        .enumerate()
+    {
         assert_eq!(step_agrees(name, 40 + i as i64), Vec::<String>::new());
     }
 }
