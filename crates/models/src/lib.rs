@@ -17,6 +17,7 @@
 //! assert!(small.find("layer1.0.bn1.gamma").is_some());
 //! ```
 
+mod classic;
 mod cnn;
 mod dcgan;
 mod fit;
@@ -28,6 +29,10 @@ mod resnet;
 mod rnn;
 mod zoo;
 
+pub use classic::{
+    Art1Config, HopfieldConfig, PerceptronConfig, SomConfig, art1, art1_choice, best_match,
+    energy_of, hopfield, perceptron, sign_keeping, som, squared_distances,
+};
 pub use cnn::{AlexNetConfig, LeNetConfig, VggConfig, alexnet, lenet, vgg};
 pub use dcgan::{DcganConfig, dcgan_discriminator, dcgan_generator, dcgan_generator_step};
 pub use fit::{Fit, build_fit};
