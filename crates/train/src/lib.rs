@@ -3,6 +3,7 @@
 pub mod dbn;
 pub mod gan;
 pub mod grid;
+pub mod hopfield;
 pub mod init_study;
 pub mod perceptron;
 pub mod rbm;
