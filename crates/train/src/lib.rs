@@ -9,6 +9,7 @@ pub mod perceptron;
 pub mod rbm;
 pub mod sae;
 pub mod sequence;
+pub mod som;
 pub mod step;
 pub mod util;
 
