@@ -1,5 +1,6 @@
 //! Training procedures.
 
+pub mod art;
 pub mod dbn;
 pub mod gan;
 pub mod grid;
