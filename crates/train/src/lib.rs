@@ -13,6 +13,7 @@ pub mod sequence;
 pub mod som;
 pub mod step;
 pub mod util;
+pub mod wake_sleep;
 
 pub use dbn::{DbnTrainConfig, pretrain_dbn, train_dbn};
 pub use gan::{Gan, GanConfig, GanError, GanStep, train_gan};
