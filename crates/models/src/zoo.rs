@@ -128,6 +128,26 @@ pub fn zoo() -> Vec<ZooEntry> {
             description: "DCGAN generator step: generator into the fed discriminator, its loss",
             build: |p| dcgan_generator_step(&pick(p, DcganConfig::small, DcganConfig::full)),
         },
+        ZooEntry {
+            name: "perceptron",
+            description: "Rosenblatt perceptron: one threshold unit, step(x w + b)",
+            build: |p| perceptron(&pick(p, PerceptronConfig::small, PerceptronConfig::full)),
+        },
+        ZooEntry {
+            name: "hopfield",
+            description: "Hopfield network: one synchronous sign(s W) recall step and its energy",
+            build: |p| hopfield(&pick(p, HopfieldConfig::small, HopfieldConfig::full)),
+        },
+        ZooEntry {
+            name: "som",
+            description: "Kohonen self-organising map: best-matching unit, quantisation error",
+            build: |p| som(&pick(p, SomConfig::small, SomConfig::full)),
+        },
+        ZooEntry {
+            name: "art1",
+            description: "ART-1: category choice, vigilance test and reset as one argmax",
+            build: |p| art1(&pick(p, Art1Config::small, Art1Config::full)),
+        },
     ]
 }
 
