@@ -74,7 +74,7 @@ pub struct SomEpoch {
     pub epoch: usize,
     /// The quantisation error over the whole training set after the epoch.
     pub qe: f32,
-    /// The rate and the width at the epoch's end.
+    /// The learning rate at the epoch's end.
     pub lr: f32,
     /// The neighbourhood width at the epoch's end.
     pub sigma: f32,
