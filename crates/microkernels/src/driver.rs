@@ -9,7 +9,8 @@
 //! Threads split M or N (the policy is [`split`]) into contiguous ranges of whole tiles; each
 //! thread runs the serial nest on its part, so threads write disjoint tiles of C and share
 //! nothing mutable. The threads are the caller and workers of a persistent pool
-//! ([`crate::pool`]), so a threaded call costs microseconds, not a thread spawn. Packing buffers come from a small global pool and are reused across calls.
+//! ([`crate::pool`]), so a threaded call costs microseconds, not a thread spawn. Packing
+//! buffers come from a small global pool and are reused across calls.
 //!
 //! The addressing convention of the safe API (where element `(0, 0)` is for negative strides)
 //! is in the crate docs.
@@ -645,9 +646,14 @@ pub(crate) struct Split {
     pub(crate) rows: bool,
 }
 
-/// The least work (`2*m*n*k` FLOPs) worth giving one more thread: below about this much a
-/// second thread does not pay for waking a pool worker and packing its own copy of the shared
-/// operand. Measured on the project VM (AMD EPYC, AVX2): see [`split`].
+/// The least work (`2*m*n*k` FLOPs) worth giving one more thread: 2^22, about 50 us of one
+/// core at 80 GFLOP/s. A split saves half of that only if a pool worker is free and awake:
+/// the pool's own cost per call is 0.1-0.3 us, but after a pause (worker parked) a call was
+/// ~65 us slower (median) on the loaded project VM, and each thread packs its own copy of the
+/// operand that is not split. The break-even on free cores could not be
+/// measured (the VM ran at load 11-17 on 2 vCPUs; there a forced 2-way split never beat one
+/// thread up to 14 MFLOP, since no second core was free), so this is an estimate to revisit on
+/// a quiet machine.
 pub(crate) const PAR_MIN_FLOPS: usize = 1 << 22;
 
 /// The split policy. Splits only with at least [`PAR_MIN_FLOPS`] per share; along M when

@@ -12,13 +12,16 @@
 //! [`SPIN`] (so back-to-back calls, as in a network's successive layers, find it awake), then
 //! parks on a condition variable: it never busy-waits for longer than that.
 //!
-//! Why not a crate: on the project VM (2 vCPUs, heavily loaded at the time), a two-piece call
-//! with empty pieces cost a median of 16-19 us through rayon-core 1.13 (`install` + `join` or
-//! `in_place_scope` + `spawn`, pools of 1 or 2 threads) against 0.1-0.3 us here when a worker
-//! is awake (and ~50 us for `std::thread::scope` spawning); a 12 us two-piece call took 31 us
-//! through rayon. Rayon's caller blocks on a lock latch and its workers are woken through its
-//! sleep module on every injected job; that is fine for millisecond jobs, not for GEMMs of
-//! tens of microseconds.
+//! Why not a crate: measured on the project VM (2 vCPUs, load average 16-18 from other builds,
+//! so no second core was free), a call of two empty pieces cost a median of 16-19 us through
+//! rayon-core 1.13 (`install` + `join`, or `in_place_scope` + `spawn`, pools of 1 or 2
+//! threads) and ~50 us through `std::thread::scope`, against 0.13 us here; two pieces of 6 us
+//! each took 31 us through rayon, 77 us with a scoped spawn and 12.0 us here (11.7 us serial:
+//! the caller ran both, as no worker could start). Rayon's caller blocks on a latch and each
+//! injected job goes through its sleep/wake machinery: fine for millisecond jobs, too slow for
+//! GEMMs of tens of microseconds. After a 200 us pause (worker parked) a call of two empty
+//! pieces took a median of ~65 us more, so splitting small GEMMs does not pay (see
+//! `driver::PAR_MIN_FLOPS`).
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
