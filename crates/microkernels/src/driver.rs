@@ -647,10 +647,9 @@ pub(crate) struct Split {
 }
 
 /// The least work (`2*m*n*k` FLOPs) worth giving one more thread: 2^22, about 50 us of one
-/// core at 80 GFLOP/s. A split saves half of that only if a pool worker is free and awake:
-/// the pool's own cost per call is 0.1-0.3 us, but after a pause (worker parked) a call was
-/// ~65 us slower (median) on the loaded project VM, and each thread packs its own copy of the
-/// operand that is not split. The break-even on free cores could not be
+/// core at 80 GFLOP/s. A split saves half of that only if a second core is free: the pool's
+/// own cost per call is 0.1-0.3 us, but a parked worker takes a futex wake-up and a scheduler
+/// slot to join, and each thread packs its own copy of the operand that is not split. The break-even on free cores could not be
 /// measured (the VM ran at load 11-17 on 2 vCPUs; there a forced 2-way split never beat one
 /// thread up to 14 MFLOP, since no second core was free), so this is an estimate to revisit on
 /// a quiet machine.

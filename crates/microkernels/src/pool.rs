@@ -8,9 +8,11 @@
 //! on a caller) cannot deadlock; it runs its own pieces, helped by whichever workers are free.
 //!
 //! Workers are started lazily (as many as the largest `shares - 1` asked for so far, at most
-//! [`MAX_WORKERS`]) and live for the rest of the process. An idle worker spins on an atomic for
-//! [`SPIN`] (so back-to-back calls, as in a network's successive layers, find it awake), then
-//! parks on a condition variable: it never busy-waits for longer than that.
+//! [`MAX_WORKERS`]) and live for the rest of the process. An idle worker polls an atomic for
+//! [`SPIN`] (so back-to-back calls, as in a network's successive layers, find it awake),
+//! yielding its core between polls, then parks on a condition variable: it never busy-waits
+//! for longer than that. A caller waiting for a worker's piece yields and parks the same way:
+//! on a loaded machine the worker may be queued behind the caller on the caller's core.
 //!
 //! Why not a crate: measured on the project VM (2 vCPUs, load average 16-18 from other builds,
 //! so no second core was free), a call of two empty pieces cost a median of 16-19 us through
@@ -19,9 +21,10 @@
 //! each took 31 us through rayon, 77 us with a scoped spawn and 12.0 us here (11.7 us serial:
 //! the caller ran both, as no worker could start). Rayon's caller blocks on a latch and each
 //! injected job goes through its sleep/wake machinery: fine for millisecond jobs, too slow for
-//! GEMMs of tens of microseconds. After a 200 us pause (worker parked) a call of two empty
-//! pieces took a median of ~65 us more, so splitting small GEMMs does not pay (see
-//! `driver::PAR_MIN_FLOPS`).
+//! GEMMs of tens of microseconds. After a 200 us pause (worker parked), a call of two empty
+//! pieces cost 0.1 us here and 14 us through rayon; a first version of this pool that
+//! busy-waited for the worker instead of yielding cost ~65 us there, as the woken worker was
+//! queued behind the spinning caller.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -33,7 +36,8 @@ use std::time::{Duration, Instant};
 /// extra pieces run on the threads there are).
 pub(crate) const MAX_WORKERS: usize = 63;
 
-/// How long an idle worker (or a caller waiting for the last piece) spins before it parks.
+/// How long an idle worker (or a caller waiting for the last piece) spins and yields before it
+/// parks.
 const SPIN: Duration = Duration::from_micros(50);
 
 /// A published call: its body, and counters of pieces claimed and finished.
@@ -126,15 +130,7 @@ impl Pool {
     /// A worker's life: take an open task, help it, close it; spin, then park, when idle.
     fn work(&self) {
         loop {
-            let t0 = Instant::now();
-            let mut spins = 0u32;
-            while self.open.load(Ordering::Acquire) == 0 {
-                std::hint::spin_loop();
-                spins += 1;
-                if spins.is_multiple_of(64) && t0.elapsed() > SPIN {
-                    break;
-                }
-            }
+            idle(|| self.open.load(Ordering::Acquire) != 0);
             let task = {
                 let mut q = self.lock();
                 loop {
@@ -167,6 +163,27 @@ impl Pool {
     }
 }
 
+/// Waits up to [`SPIN`] for `ready`: a few pause instructions, then yielding the core (so a
+/// worker or caller queued behind this thread on a busy machine can run). Returns `ready()`.
+fn idle(ready: impl Fn() -> bool) -> bool {
+    let t0 = Instant::now();
+    let mut polls = 0u32;
+    while !ready() {
+        if polls < 16 {
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+        polls += 1;
+        if polls.is_multiple_of(8) && t0.elapsed() > SPIN {
+            return ready();
+        }
+    }
+    true
+}
+
 /// Runs `f(0)`, ..., `f(shares - 1)`, each exactly once, on the calling thread and on free pool
 /// workers (at most `shares - 1` of them), and returns when all have finished. A panic in a
 /// piece is re-raised here after every piece has finished.
@@ -192,28 +209,25 @@ pub(crate) fn run<F: Fn(usize) + Sync>(shares: usize, f: F) {
         panicked: AtomicBool::new(false),
         owner: std::thread::current(),
     });
-    {
+    let sleeping = {
         let mut q = POOL.lock();
         POOL.grow(&mut q, shares - 1);
         q.tasks.push(task.clone());
         POOL.open.store(q.tasks.len(), Ordering::Release);
-        match q.sleeping.min(shares - 1) {
-            0 => {}
-            1 => POOL.wake.notify_one(),
-            _ => POOL.wake.notify_all(),
-        }
+        q.sleeping.min(shares - 1)
+    };
+    // Notified after unlocking, so a woken worker does not block on the lock at once.
+    match sleeping {
+        0 => {}
+        1 => POOL.wake.notify_one(),
+        _ => POOL.wake.notify_all(),
     }
     task.help();
     POOL.close(&task);
     // Wait for pieces still running on workers: spin briefly, then park (the worker finishing
     // the last piece unparks this thread; a stray unpark only makes this loop check again).
-    let t0 = Instant::now();
-    while task.done.load(Ordering::Acquire) < shares {
-        if t0.elapsed() < SPIN {
-            for _ in 0..64 {
-                std::hint::spin_loop();
-            }
-        } else {
+    if !idle(|| task.done.load(Ordering::Acquire) == shares) {
+        while task.done.load(Ordering::Acquire) < shares {
             std::thread::park();
         }
     }
