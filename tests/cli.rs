@@ -284,7 +284,7 @@ fn train_runs_the_pretraining_and_adversarial_procedures() {
         "dcgan",
         "--epochs",
         "1",
-        "--samples",
+        "--png",
         png.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -340,4 +340,40 @@ fn train_reads_user_data_from_npz() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no accuracy in {s}"));
     assert!(acc >= 80.0, "{s}");
+}
+
+/// The classic learning rules from the command line: the perceptron learns AND but not XOR
+/// (which a two-layer network then solves), Hopfield recall is exact from 10% noise, ART-1's
+/// categories grow with vigilance, and the initialisation study prints its table.
+#[test]
+fn train_runs_the_classic_learning_rules() {
+    let run = |args: &[&str]| {
+        let out = sinter(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let s = run(&["train", "perceptron"]);
+    assert!(
+        s.contains("perceptron AND: mistakes per epoch") && s.contains("learned exactly"),
+        "{s}"
+    );
+    assert!(
+        s.contains("XOR") && s.contains("not linearly separable"),
+        "{s}"
+    );
+    assert!(s.contains("on XOR: 4/4 rows right"), "{s}");
+    let s = run(&["train", "hopfield"]);
+    assert!(s.contains("overlaps [1.00, 1.00, 1.00]"), "{s}");
+    let s = run(&["train", "art1", "--epochs", "1"]);
+    let counts: Vec<usize> = s
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(counts.len(), 4, "{s}");
+    assert!(counts.windows(2).all(|w| w[0] < w[1]), "{s}");
+    let s = run(&["train", "init-study"]);
+    assert!(
+        s.contains("relu   He") && s.contains("tanh   Xavier"),
+        "{s}"
+    );
 }

@@ -141,8 +141,9 @@ enum Command {
     },
     /// Train a model: a zoo name (`sinter zoo`) or a graph file with inputs `x`, `labels` and
     /// a scalar output `loss`, on the embedded digits or on `--data`. `rbm` (contrastive
-    /// divergence), `dbn` and `sae` (layer-wise pretraining, then fine-tuning) and `dcgan`
-    /// (generator and discriminator, alternating) run their own procedures.
+    /// divergence), `dbn` and `sae` (layer-wise pretraining, then fine-tuning), `dcgan`
+    /// (generator and discriminator, alternating), `wake-sleep` (a DBN fine-tuned up-down),
+    /// `perceptron`, `hopfield`, `som`, `art1` and `init-study` run their own procedures.
     Train {
         /// A zoo model (`lenet5`, `mlp`, `lstm`, ...) or a `.sir` / `.onnx` file.
         model: String,
@@ -184,9 +185,10 @@ enum Command {
         /// What runs the training steps: compiled code or the reference interpreter.
         #[arg(long, value_enum, default_value_t = sinter::train::Engine::Jit)]
         backend: sinter::train::Engine,
-        /// `dcgan` only: where to write a grid of generated images (PNG).
-        #[arg(long, default_value = "dcgan-samples.png")]
-        samples: PathBuf,
+        /// `dcgan`, `wake-sleep`, `som`: where to write their image grid (PNG; default
+        /// `MODEL.png`).
+        #[arg(long)]
+        png: Option<PathBuf>,
     },
 }
 
@@ -374,7 +376,7 @@ fn run(cli: Cli) -> Result<(), String> {
             optimize,
             save,
             backend,
-            samples,
+            png,
         } => {
             let data = match &data {
                 Some(p) => sinter::train::Data::load(p)?,
@@ -393,7 +395,8 @@ fn run(cli: Cli) -> Result<(), String> {
                     save,
                     ..Default::default()
                 };
-                print!("{}", sinter::recipes::run(&model, &data, &opts, &samples)?);
+                let png = png.unwrap_or_else(|| PathBuf::from(format!("{model}.png")));
+                print!("{}", sinter::recipes::run(&model, &data, &opts, &png)?);
                 return Ok(());
             }
             let path = Path::new(&model);
