@@ -309,11 +309,7 @@ fn train_reads_user_data_from_npz() {
     let (x, y) = flat(0..600);
     let (xt, yt) = flat(600..800);
     let p = tmp("digits.npz", "");
-    sinter::npz::write_npz(
-        &p,
-        [("x", &x), ("y", &y), ("x_test", &xt), ("y_test", &yt)].into_iter(),
-    )
-    .unwrap();
+    sinter::npz::write_npz(&p, [("x", &x), ("y", &y), ("x_test", &xt), ("y_test", &yt)]).unwrap();
     let out = sinter(&[
         "train",
         "mlp",
