@@ -88,6 +88,11 @@ fn given(list: &[String]) -> String {
     }
 }
 
+/// Largest output (bytes) one node may produce: a bigger one is an error before anything is
+/// allocated, instead of an out-of-memory abort (the verifier allows tensors of up to 2^32
+/// elements, 16 GiB of `f32`).
+pub const MEMORY_BUDGET: usize = 8 << 30;
+
 /// Evaluates `graph`, feeding each input and parameter node the tensor of the same name
 /// (without `%`) from `inputs`. Every input must be fed, with exactly its type, and nothing
 /// else may be. Returns the graph outputs in order, each with its value name.
@@ -199,6 +204,19 @@ pub fn run(
                     args.push(arg);
                 }
                 let out_types: Vec<_> = node.outputs.iter().map(|o| o.ty.clone()).collect();
+                let out_bytes = out_types
+                    .iter()
+                    .map(|t| t.numel().saturating_mul(t.dtype.size_bytes()))
+                    .fold(0usize, usize::saturating_add);
+                if out_bytes > MEMORY_BUDGET {
+                    return Err(InterpError::Node {
+                        location: locate(),
+                        message: format!(
+                            "its outputs need {out_bytes} bytes, over the interpreter's memory \
+                             budget of {MEMORY_BUDGET} bytes"
+                        ),
+                    });
+                }
                 let results =
                     eval_op(op, &args, &out_types).map_err(|message| InterpError::Node {
                         location: locate(),

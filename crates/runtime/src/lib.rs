@@ -24,8 +24,11 @@ use std::time::{Duration, Instant};
 pub use sinter_jit::Options as JitOptions;
 pub use train::Jit;
 
+/// Default [`CompileOptions::memory_budget`]: 8 GiB.
+pub const DEFAULT_MEMORY_BUDGET: usize = 8 << 30;
+
 /// Compile-time options.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CompileOptions {
     /// Code generation (bounds checks, optimiser).
     pub jit: JitOptions,
@@ -33,6 +36,21 @@ pub struct CompileOptions {
     pub lower: LowerOptions,
     /// Keep each kernel's Cranelift IR text (for `sinter compile --emit clif`).
     pub keep_clif: bool,
+    /// Largest number of bytes a compiled graph may hold (its planned arena plus its
+    /// constants): a graph whose plan needs more is refused by [`Compiled::new`] before
+    /// anything is allocated or code generated.
+    pub memory_budget: usize,
+}
+
+impl Default for CompileOptions {
+    fn default() -> CompileOptions {
+        CompileOptions {
+            jit: JitOptions::default(),
+            lower: LowerOptions::default(),
+            keep_clif: false,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+        }
+    }
 }
 
 impl CompileOptions {
@@ -60,6 +78,21 @@ pub enum CompileError {
     /// Code generation failed.
     #[error(transparent)]
     Jit(#[from] sinter_jit::JitError),
+    /// The memory plan exceeds [`CompileOptions::memory_budget`].
+    #[error(
+        "graph `@{graph}` needs {needed} bytes ({} MiB: arena and constants), over the memory \
+         budget of {budget} bytes ({} MiB)",
+        needed >> 20,
+        budget >> 20
+    )]
+    Memory {
+        /// The graph's name.
+        graph: String,
+        /// Bytes the plan needs.
+        needed: usize,
+        /// The budget.
+        budget: usize,
+    },
 }
 
 /// Why a run failed. Value names are without the `%` sigil.
@@ -231,13 +264,12 @@ impl Compiled {
         graph.verify()?;
         let program = sinter_lower::lower_graph(graph, opts.lower)?;
         let lower_time = t0.elapsed();
-        let kernels: Vec<_> = program.steps.iter().map(|s| s.kernel.clone()).collect();
-        let module = sinter_jit::compile(&kernels, opts.jit, opts.keep_clif)?;
 
         let nodes = graph.nodes();
         let mut loc: HashMap<Value, Loc> = HashMap::new();
         let mut inputs = Vec::new();
-        let mut consts = Vec::new();
+        // Constants are copied into aligned buffers only once the budget check has passed.
+        let mut const_tensors = Vec::new();
         for (i, node) in nodes.iter().enumerate() {
             let v = Value {
                 node: sinter_ir::NodeId(i as u32),
@@ -249,8 +281,8 @@ impl Compiled {
                     inputs.push((node.outputs[0].name.clone(), node.outputs[0].ty.clone()));
                 }
                 NodeKind::Const(t) => {
-                    loc.insert(v, Loc::Const(consts.len()));
-                    consts.push(tensor_bytes(t));
+                    loc.insert(v, Loc::Const(const_tensors.len()));
+                    const_tensors.push(t);
                 }
                 NodeKind::Op(_) => {}
             }
@@ -289,6 +321,21 @@ impl Compiled {
             }
         }
         let plan = plan::plan(&reqs);
+        let const_bytes = const_tensors
+            .iter()
+            .map(|t| t.numel().saturating_mul(t.dtype().size_bytes()))
+            .fold(0usize, usize::saturating_add);
+        let needed = plan.peak_bytes.saturating_add(const_bytes);
+        if needed > opts.memory_budget {
+            return Err(CompileError::Memory {
+                graph: graph.name().to_string(),
+                needed,
+                budget: opts.memory_budget,
+            });
+        }
+        let kernels: Vec<_> = program.steps.iter().map(|s| s.kernel.clone()).collect();
+        let module = sinter_jit::compile(&kernels, opts.jit, opts.keep_clif)?;
+        let consts: Vec<Bytes> = const_tensors.into_iter().map(tensor_bytes).collect();
         for (v, &r) in &req_of {
             loc.insert(*v, Loc::Arena(plan.offsets[r]));
         }
