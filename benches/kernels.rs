@@ -107,6 +107,47 @@ fn softmax_pool(c: &mut Criterion) {
         true,
         Throughput::Bytes(8 * 256 * 1000),
     );
+    let src = "graph @sm { input %x: f32[256,1000]  %s = softmax(%x)  output %s }";
+    bench_graph(
+        c,
+        "softmax_exact_256x1000",
+        src,
+        false,
+        Throughput::Bytes(8 * 256 * 1000),
+    );
+    for (name, axes) in [
+        ("reduce_sum_last_256x1000", "[1]"),
+        ("reduce_sum_first_256x1000", "[0]"),
+        ("reduce_max_last_256x1000", "[1]"),
+    ] {
+        let op = if name.starts_with("reduce_max") {
+            "reduce_max"
+        } else {
+            "reduce_sum"
+        };
+        let src = format!(
+            "graph @r {{ input %x: f32[256,1000]  %s = {op}(%x) {{axes={axes}}}  output %s }}"
+        );
+        bench_graph(c, name, &src, false, Throughput::Bytes(4 * 256 * 1000));
+    }
+    let src = "graph @mp2 { input %x: f32[64,6,28,28]
+        %p = max_pool2d(%x) {kernel=[2, 2], stride=[2, 2]}  output %p }";
+    bench_graph(
+        c,
+        "maxpool2x2s2_64x6x28x28",
+        src,
+        false,
+        Throughput::Bytes(4 * 64 * 6 * 28 * 28),
+    );
+    let src = "graph @ap { input %x: f32[1,64,112,112]
+        %p = avg_pool2d(%x) {kernel=[3, 3], stride=[2, 2], pad=[1, 1, 1, 1]}  output %p }";
+    bench_graph(
+        c,
+        "avgpool3x3s2_64x112x112",
+        src,
+        false,
+        Throughput::Bytes(4 * 64 * 112 * 112),
+    );
     let src = "graph @mp { input %x: f32[1,64,112,112]
         %p = max_pool2d(%x) {kernel=[3, 3], stride=[2, 2], pad=[1, 1, 1, 1]}  output %p }";
     bench_graph(

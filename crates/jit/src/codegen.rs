@@ -46,7 +46,7 @@ impl<'b> Emitter<'_, 'b> {
         self.b.ins().return_(&[zero]);
     }
 
-    fn stmts(&mut self, body: &[Stmt]) {
+    pub(crate) fn stmts(&mut self, body: &[Stmt]) {
         for s in body {
             self.stmt(s);
         }
@@ -55,10 +55,34 @@ impl<'b> Emitter<'_, 'b> {
     fn stmt(&mut self, s: &Stmt) {
         match s {
             Stmt::For { var, extent, body } => {
+                // A body that is one loop of one iteration (softmax over the last axis) is
+                // that loop's body with its counter 0, so the outer loop can be vectorised.
+                // The counter is not read after its loop (the lowering never does).
+                if let [
+                    Stmt::For {
+                        var: one,
+                        extent: 1,
+                        body: inner,
+                    },
+                ] = body.as_slice()
+                {
+                    let zero = self.b.ins().iconst(types::I64, 0);
+                    self.b.def_var(self.vars[one.0 as usize], zero);
+                    return self.stmt(&Stmt::For {
+                        var: *var,
+                        extent: *extent,
+                        body: inner.clone(),
+                    });
+                }
                 let mut start = 0;
                 if *extent >= 4 && crate::vector::vectorizable(self.k, *var, body) {
                     start = extent / 4 * 4;
                     self.vector_loop(*var, start, body);
+                } else if *extent >= 4
+                    && let Some(split) = crate::vector::rows_split(self.k, *var, body)
+                {
+                    start = extent / 4 * 4;
+                    self.rows_loop(*var, start, body, split);
                 }
                 self.scalar_loop(*var, start, *extent, body);
             }
@@ -140,6 +164,30 @@ impl<'b> Emitter<'_, 'b> {
         crate::vector::emit(self, var, cur, body);
         let next = self.b.ins().iadd_imm_s(cur, 4);
         self.b.def_var(j, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+    }
+
+    /// `for r in (0..end).step_by(4)`: four iterations of `body` at once, one per lane
+    /// (see [`crate::vector::rows_split`]).
+    fn rows_loop(&mut self, var: sinter_lower::loops::Var, end: i64, body: &[Stmt], split: usize) {
+        let r = self.b.declare_var(types::I64);
+        let header = self.b.create_block();
+        let body_b = self.b.create_block();
+        let exit = self.b.create_block();
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(r, zero);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let cur = self.b.use_var(r);
+        let go = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, cur, end);
+        self.b.ins().brif(go, body_b, &[], exit, &[]);
+        self.b.switch_to_block(body_b);
+        let cur = self.b.use_var(r);
+        crate::vector::emit_rows(self, var, cur, body, split);
+        let cur = self.b.use_var(r);
+        let next = self.b.ins().iadd_imm_s(cur, 4);
+        self.b.def_var(r, next);
         self.b.ins().jump(header, &[]);
         self.b.switch_to_block(exit);
     }
@@ -322,7 +370,7 @@ impl<'b> Emitter<'_, 'b> {
         }
     }
 
-    fn unary(&mut self, op: UnOp, t: Ty, v: Value) -> Value {
+    pub(crate) fn unary(&mut self, op: UnOp, t: Ty, v: Value) -> Value {
         match op {
             UnOp::Neg => match t {
                 Ty::F32 => self.b.ins().fneg(v),

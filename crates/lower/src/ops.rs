@@ -1730,90 +1730,40 @@ fn lower_pool(
 ) -> R<()> {
     let xd = dims4(xt)?;
     let od = dims4(out)?;
-    let [_, _, h, w] = xd;
-    if avg.is_none() {
-        let s = max_pool_rows(k, (x, xd), (o, od), kernel, ax);
-        k.body.extend(s);
-        return Ok(());
-    }
-    let s = nest(k, &od, "o", |k, idx| {
-        let acc = k.var("acc", Ty::F32);
-        let real = k.var("n", Ty::I64);
-        let (b, ch, oy, ox) = (
-            idx[0].clone(),
-            idx[1].clone(),
-            idx[2].clone(),
-            idx[3].clone(),
-        );
-        let win = nest(k, &[kernel[0] as usize, kernel[1] as usize], "r", |k, r| {
-            let iy = k.var("iy", Ty::I64);
-            let ix = k.var("ix", Ty::I64);
-            let v = load(
-                x,
-                idx4(xd, [b.clone(), ch.clone(), Expr::v(iy), Expr::v(ix)]),
-            );
-            let upd = match avg {
-                None => vec![Stmt::Set(acc, max_nan(Expr::v(acc), v))],
-                Some(_) => vec![
-                    Stmt::Set(acc, Expr::v(acc) + v),
-                    Stmt::Set(real, Expr::v(real) + Expr::I(1)),
-                ],
-            };
-            vec![
-                Stmt::Set(iy, tap(oy.clone(), r[0].clone(), ax[0])),
-                Stmt::Set(ix, tap(ox.clone(), r[1].clone(), ax[1])),
-                Stmt::If(
-                    Expr::v(iy)
-                        .in_range(h as i64)
-                        .and(Expr::v(ix).in_range(w as i64)),
-                    upd,
-                    vec![],
-                ),
-            ]
-        });
-        let init = if avg.is_some() {
-            0.0
-        } else {
-            f32::NEG_INFINITY
-        };
-        let mut s = vec![Stmt::Set(acc, Expr::F(init)), Stmt::Set(real, Expr::I(0))];
-        s.extend(win);
-        let v = match avg {
-            None => Expr::v(acc),
-            Some(false) => Expr::v(acc) / un(UnOp::I64ToF32, Expr::v(real)),
-            Some(true) => {
-                let area = padded_count(oy.clone(), kernel[0], ax[0], h)
-                    * padded_count(ox.clone(), kernel[1], ax[1], w);
-                Expr::v(acc) / un(UnOp::I64ToF32, area)
-            }
-        };
-        s.push(Stmt::Store(o, idx4(od, [b, ch, oy, ox]), v));
-        s
-    });
+    let s = pool_rows(k, (x, xd), (o, od), kernel, ax, avg);
     k.body.extend(s);
     Ok(())
 }
 
-/// Max pooling a row of outputs at a time: the row starts at -inf, then for each tap `(ky, kx)`
-/// of the window (row-major, as the interpreter visits them, so ties and NaN resolve the same
-/// way) every output whose tap is inside the image takes the max with it. `kx` is unrolled so
-/// that those outputs are one range known at compile time: no test per element, and with
-/// stride 1 the update runs four lanes at a time.
-fn max_pool_rows(
+/// Pooling a row of outputs at a time: the row starts at -inf (max) or 0 (average), then for
+/// each tap `(ky, kx)` of the window (row-major, as the interpreter visits them, so ties, NaN
+/// and sums resolve the same way) every output whose tap is inside the image takes the max
+/// with it or adds it. `kx` is unrolled so that those outputs are one range known at compile
+/// time: no test per element, and with stride 1 or 2 the update runs four lanes at a time. An
+/// average then divides each output by its count (real taps, or taps inside the padded input),
+/// the product of a per-row count and a per-column count known at compile time, computed as
+/// the integer product and converted once, as the interpreter does.
+fn pool_rows(
     k: &mut Kernel,
     (x, xd): (Buf, [usize; 4]),
     (o, od): (Buf, [usize; 4]),
     kernel: [i64; 2],
     ax: [Axis; 2],
+    avg: Option<bool>,
 ) -> Vec<Stmt> {
     let [_, _, h, w] = xd;
     let [_, _, oh, ow] = od;
     let a = ax[1];
+    let init = if avg.is_some() {
+        0.0
+    } else {
+        f32::NEG_INFINITY
+    };
     nest(k, &od[..3], "o", |k, idx| {
         let (b, ch, oy) = (idx[0].clone(), idx[1].clone(), idx[2].clone());
         let row = ((b.clone() * c(od[1]) + ch.clone()) * c(oh) + oy.clone()) * c(ow);
         let mut s = vec![for_(k, "i", ow, |_, v| {
-            vec![Stmt::Store(o, row.clone() + v, Expr::F(f32::NEG_INFINITY))]
+            vec![Stmt::Store(o, row.clone() + v, Expr::F(init))]
         })];
         let taps = for_(k, "ky", kernel[0] as usize, |k, ky| {
             let iy = k.var("iy", Ty::I64);
@@ -1828,7 +1778,11 @@ fn max_pool_rows(
                     let ox = Expr::I(lo) + v;
                     let at = row.clone() + ox.clone();
                     let tap = load(x, xrow + ox * Expr::I(a.stride) + Expr::I(shift));
-                    vec![Stmt::Store(o, at.clone(), max_nan(load(o, at), tap))]
+                    let v = match avg {
+                        None => max_nan(load(o, at.clone()), tap),
+                        Some(_) => load(o, at.clone()) + tap,
+                    };
+                    vec![Stmt::Store(o, at, v)]
                 }));
             }
             vec![
@@ -1837,6 +1791,46 @@ fn max_pool_rows(
             ]
         });
         s.push(taps);
+        let Some(include_pad) = avg else {
+            return s;
+        };
+        // Taps along one axis counted for output `o`: inside the padded input, or real.
+        let count = |o: i64, kn: i64, a: Axis, e: i64| {
+            if include_pad {
+                kn.min((e + a.before + a.after - o * a.stride).max(0))
+            } else {
+                let lo = o * a.stride - a.before;
+                ((e).min(lo + kn) - lo.max(0)).max(0)
+            }
+        };
+        let cy = k.var("cy", Ty::I64);
+        let cy_e = if include_pad {
+            padded_count(oy.clone(), kernel[0], ax[0], h)
+        } else {
+            let lo = oy.clone() * Expr::I(ax[0].stride) - Expr::I(ax[0].before);
+            let first = imax(Expr::I(0), lo.clone());
+            let last = imin(Expr::I(h as i64), lo + Expr::I(kernel[0]));
+            imax(Expr::I(0), last - first)
+        };
+        s.push(Stmt::Set(cy, cy_e));
+        let mut ox = 0;
+        while ox < ow as i64 {
+            let cx = count(ox, kernel[1], a, w as i64);
+            let mut end = ox + 1;
+            while end < ow as i64 && count(end, kernel[1], a, w as i64) == cx {
+                end += 1;
+            }
+            let div = k.var("div", Ty::F32);
+            s.push(Stmt::Set(
+                div,
+                un(UnOp::I64ToF32, Expr::v(cy) * Expr::I(cx)),
+            ));
+            s.push(for_(k, "ox", (end - ox) as usize, |_, v| {
+                let at = row.clone() + Expr::I(ox) + v;
+                vec![Stmt::Store(o, at.clone(), load(o, at) / Expr::v(div))]
+            }));
+            ox = end;
+        }
         s
     })
 }

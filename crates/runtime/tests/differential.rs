@@ -134,6 +134,24 @@ const CASES: &[&str] = &[
        %s = softmax(%x)  %l = log_softmax(%x)  %a = add(%x, %y)  %b = mul(%z, %x)
        %c = sub(%y, %z)
        output %s, %l, %a, %b, %c }",
+    "graph @rows_reduce { input %x: f32[13,7]  input %y: f32[5,4,9]  input %z: f32[1,3]  input %w: f32[4,4]
+       %s = softmax(%x)  %l = log_softmax(%x)  %a = reduce_sum(%x) {axes=[1]}
+       %b = reduce_mean(%x) {axes=[0]}  %c = reduce_max(%x) {axes=[1]}  %d = reduce_max(%y) {axes=[2]}
+       %e = reduce_sum(%y) {axes=[0]}  %f = softmax(%y) {axis=1}  %g = log_softmax(%z)
+       %h = reduce_max(%y) {axes=[0]}  %i = softmax(%y) {axis=0}  %j = reduce_mean(%y) {axes=[1, 2]}
+       %k = softmax(%w)  %m = reduce_sum(%w) {axes=[1], keepdims=true}
+       output %s, %l, %a, %b, %c, %d, %e, %f, %g, %h, %i, %j, %k, %m }",
+    "graph @pools_s2 { input %x: f32[2,3,11,13]  input %y: f32[1,2,8,8]  input %u: f32[1,5,5,1]
+       %a = max_pool2d(%x) {kernel=[2, 2], stride=[2, 2]}
+       %b = max_pool2d(%x) {kernel=[3, 3], stride=[2, 2], pad=[1, 1, 1, 1]}
+       %c = avg_pool2d(%x) {kernel=[2, 2], stride=[2, 2]}
+       %d = avg_pool2d(%x) {kernel=[3, 3], stride=[2, 2], pad=[1, 1, 1, 1]}
+       %e = avg_pool2d(%x) {kernel=[3, 3], stride=[2, 2], pad=[1, 1, 1, 1], count_include_pad=true}
+       %f = max_pool2d(%y) {kernel=[2, 2], stride=[2, 2]}
+       %g = avg_pool2d(%y) {kernel=[3, 3], stride=[1, 1], pad=[1, 1, 1, 1]}
+       %h = global_avg_pool(%x)  %i = max_pool2d(%u) {kernel=[3, 1], stride=[2, 1]}
+       %j = avg_pool2d(%y) {kernel=[2, 3], stride=[2, 2], pad=[0, 2, 1, 1], count_include_pad=true}
+       output %a, %b, %c, %d, %e, %f, %g, %h, %i, %j }",
     "graph @gather_i64 { input %d: i64[3,2]  input %i: i64[5]
        %g = gather(%d, %i) output %g }",
 ];
@@ -491,6 +509,45 @@ fn max_pool_nan_and_signed_zero() {
                     .collect()
             };
             assert_eq!(bits(w), bits(r), "%{n}");
+        }
+    }
+}
+
+/// The rows-vectorised reductions and softmax, the stride-2 pools and the average pools by
+/// rows reproduce the interpreter bit for bit (NaN as a class), with NaN, -0 and +0 in the
+/// data, in the normal and the bounds-checked mode.
+#[test]
+fn vectorised_reductions_and_pools_are_exact() {
+    for name in ["rows_reduce", "pools_s2", "pools", "rows"] {
+        let g = graphs().into_iter().find(|g| g.name() == name).unwrap();
+        for seed in 0..3u64 {
+            let mut inputs = inputs_for(&g, 500 + seed);
+            for t in inputs.values_mut() {
+                let Some(v) = t.as_f32() else { continue };
+                let mut v = v.to_vec();
+                for (i, x) in v.iter_mut().enumerate() {
+                    match (i as u64 * 7 + seed) % 23 {
+                        0 if seed > 0 => *x = f32::NAN,
+                        1 => *x = 0.0,
+                        2 => *x = -0.0,
+                        _ => {}
+                    }
+                }
+                *t = Tensor::new(t.shape(), sinter_ir::TensorData::F32(v)).unwrap();
+            }
+            let want = sinter_interp::run(&g, &inputs).unwrap();
+            for opts in [CompileOptions::default(), CompileOptions::checked()] {
+                let got = Compiled::new(&g, opts).unwrap().run(&inputs).unwrap();
+                for ((n, w), (_, r)) in want.iter().zip(&got) {
+                    let bits = |v: &[f32]| -> Vec<u32> {
+                        v.iter()
+                            .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+                            .collect()
+                    };
+                    let (w, r) = (w.as_f32().unwrap(), r.as_f32().unwrap());
+                    assert_eq!(bits(w), bits(r), "@{name} %{n} seed {seed}");
+                }
+            }
         }
     }
 }
