@@ -39,17 +39,18 @@
 //!
 //! Progress is reported through a callback per step ([`GanStep`]); nothing is printed.
 
-use crate::grid::{GridError, GridLayout, PixelRange, write_grid};
+use crate::TrainError;
+use crate::grid::{GridLayout, PixelRange, write_grid};
 use sinter_autodiff::trainer::save_tensors;
 use sinter_autodiff::{
-    AutodiffError, Init, Optimizer, Schedule, TrainConfig, Trainer, init_params, training_graph,
+    Init, Optimizer, Schedule, TrainConfig, Trainer, init_params, training_graph,
 };
 use sinter_data::Dataset;
 use sinter_ir::{Graph, Tensor, rng};
 use sinter_models::{
-    BuildError, DcganConfig, Mode, dcgan_discriminator, dcgan_generator, dcgan_generator_step,
+    DcganConfig, Mode, dcgan_discriminator, dcgan_generator, dcgan_generator_step,
 };
-use sinter_runtime::{CompileError, CompileOptions, Compiled, Jit, RunError};
+use sinter_runtime::{CompileOptions, Compiled, Jit};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -98,27 +99,9 @@ impl GanConfig {
     }
 }
 
-/// Why GAN training failed.
-#[derive(Debug, thiserror::Error)]
-pub enum GanError {
-    /// A network could not be built from the config.
-    #[error(transparent)]
-    Build(#[from] BuildError),
-    /// A training graph could not be built or a step failed.
-    #[error(transparent)]
-    Autodiff(#[from] AutodiffError),
-    /// The generator could not be compiled.
-    #[error(transparent)]
-    Compile(#[from] CompileError),
-    /// The generator failed to run.
-    #[error(transparent)]
-    Run(#[from] RunError),
-    /// The data or an argument does not fit the networks.
-    #[error("GAN: {0}")]
-    Shape(String),
-    /// Samples could not be written.
-    #[error(transparent)]
-    Grid(#[from] GridError),
+/// A [`TrainError::Config`] saying what of the GAN's data or arguments does not fit.
+fn shape(message: impl std::fmt::Display) -> TrainError {
+    TrainError::Config(format!("GAN: {message}"))
 }
 
 /// What one step measured.
@@ -152,11 +135,11 @@ pub struct Gan {
 impl Gan {
     /// Builds and compiles both training graphs and the generator, and initialises the
     /// parameters from `cfg.seed` (generator) and `cfg.seed + 1` (discriminator).
-    pub fn new(cfg: &GanConfig) -> Result<Gan, GanError> {
+    pub fn new(cfg: &GanConfig) -> Result<Gan, TrainError> {
         let mut m = cfg.model.clone();
         m.mode = Mode::Train;
         if m.batch == 0 {
-            return Err(GanError::Shape("the batch size must be >= 1".into()));
+            return Err(shape("the batch size must be >= 1"));
         }
         let d_model = DcganConfig {
             batch: 2 * m.batch,
@@ -224,14 +207,14 @@ impl Gan {
     }
 
     /// The generator's images `f32[batch, channels, size, size]` in `(-1, 1)` for `z`.
-    pub fn generate(&self, z: &Tensor) -> Result<Tensor, GanError> {
+    pub fn generate(&self, z: &Tensor) -> Result<Tensor, TrainError> {
         let mut feed = self.params(&self.g, &self.g_names)?;
         feed.insert("z".into(), z.clone());
         let out = self.generator.run(&feed)?;
         out.into_iter()
             .find(|(n, _)| n == "image")
             .map(|(_, t)| t)
-            .ok_or_else(|| GanError::Shape("the generator returned no `image`".into()))
+            .ok_or_else(|| shape("the generator returned no `image`"))
     }
 
     /// Writes the generator's images for `z` as a PNG grid with `columns` columns, each pixel
@@ -242,10 +225,10 @@ impl Gan {
         z: &Tensor,
         columns: usize,
         scale: usize,
-    ) -> Result<(), GanError> {
+    ) -> Result<(), TrainError> {
         let m = &self.cfg.model;
         if m.channels != 1 {
-            return Err(GanError::Shape(format!(
+            return Err(shape(format!(
                 "sample grids are grayscale; the images have {} channels",
                 m.channels
             )));
@@ -264,11 +247,11 @@ impl Gan {
 
     /// One alternating step on `real: f32[batch, channels, size, size]` in `[-1, 1]`, with
     /// noise `z` (see the [module docs](self)).
-    pub fn step(&mut self, real: &Tensor, z: &Tensor) -> Result<GanStep, GanError> {
+    pub fn step(&mut self, real: &Tensor, z: &Tensor) -> Result<GanStep, TrainError> {
         let m = &self.cfg.model;
         let want = [m.batch, m.channels, m.size, m.size];
         if real.shape() != want {
-            return Err(GanError::Shape(format!(
+            return Err(shape(format!(
                 "real batch is {:?}, expected {want:?}",
                 real.shape()
             )));
@@ -306,18 +289,18 @@ impl Gan {
         data: &Dataset,
         steps: usize,
         mut progress: impl FnMut(&GanStep),
-    ) -> Result<Vec<GanStep>, GanError> {
+    ) -> Result<Vec<GanStep>, TrainError> {
         let m = self.cfg.model.clone();
         let want = [m.channels, m.size, m.size];
         if data.sample_shape != want {
-            return Err(GanError::Shape(format!(
+            return Err(shape(format!(
                 "samples are {:?}, the networks take {want:?}",
                 data.sample_shape
             )));
         }
         let per_epoch = (data.len() / m.batch) as u64;
         if per_epoch == 0 {
-            return Err(GanError::Shape(format!(
+            return Err(shape(format!(
                 "{} samples do not make one batch of {}",
                 data.len(),
                 m.batch
@@ -350,7 +333,7 @@ impl Gan {
     }
 
     /// Saves [`Gan::model`] to a safetensors file.
-    pub fn save(&self, path: &Path) -> Result<(), GanError> {
+    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         Ok(save_tensors(path, &self.model())?)
     }
 
@@ -358,22 +341,22 @@ impl Gan {
         &self,
         tr: &Trainer<Jit>,
         names: &[String],
-    ) -> Result<HashMap<String, Tensor>, GanError> {
+    ) -> Result<HashMap<String, Tensor>, TrainError> {
         names
             .iter()
             .map(|n| {
                 let t = tr
                     .get(n)
-                    .ok_or_else(|| GanError::Shape(format!("no parameter `%{n}`")))?;
+                    .ok_or_else(|| shape(format!("no parameter `%{n}`")))?;
                 Ok((n.clone(), t.clone()))
             })
             .collect()
     }
 }
 
-fn output(g: &Graph, name: &str) -> Result<sinter_ir::Value, GanError> {
+fn output(g: &Graph, name: &str) -> Result<sinter_ir::Value, TrainError> {
     g.find(name)
-        .ok_or_else(|| GanError::Shape(format!("@{} has no `%{name}`", g.name())))
+        .ok_or_else(|| shape(format!("@{} has no `%{name}`", g.name())))
 }
 
 /// Builds a [`Gan`] from `cfg` and trains it for `cfg.steps` steps on `data` (samples
@@ -383,7 +366,7 @@ pub fn train_gan(
     cfg: &GanConfig,
     data: &Dataset,
     progress: impl FnMut(&GanStep),
-) -> Result<(Gan, Vec<GanStep>), GanError> {
+) -> Result<(Gan, Vec<GanStep>), TrainError> {
     let mut gan = Gan::new(cfg)?;
     let log = gan.train(data, cfg.steps, progress)?;
     Ok((gan, log))

@@ -20,14 +20,14 @@
 //!
 //! Progress is reported per epoch through a callback ([`EpochStats`]); nothing is printed.
 
+use crate::TrainError;
 use sinter_autodiff::{
-    AutodiffError, Clip, Init, Optimizer, Schedule, TrainConfig, Trainer, init_params,
-    training_graph,
+    Clip, Init, Optimizer, Schedule, TrainConfig, Trainer, init_params, training_graph,
 };
 use sinter_data::Dataset;
 use sinter_ir::{Tensor, rng};
-use sinter_models::{BuildError, Cell, RnnConfig, rnn};
-use sinter_runtime::{CompileError, CompileOptions, Compiled, Jit, RunError};
+use sinter_models::{Cell, RnnConfig, rnn};
+use sinter_runtime::{CompileOptions, Compiled, Jit};
 use std::collections::{BTreeMap, HashMap};
 
 /// How to train a recurrent classifier; see the [module docs](self).
@@ -70,24 +70,9 @@ impl SequenceConfig {
     }
 }
 
-/// Why sequence training failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SequenceError {
-    /// The network could not be built from the config.
-    #[error(transparent)]
-    Build(#[from] BuildError),
-    /// The training graph could not be built or a step failed.
-    #[error(transparent)]
-    Autodiff(#[from] AutodiffError),
-    /// The evaluation network could not be compiled.
-    #[error(transparent)]
-    Compile(#[from] CompileError),
-    /// The evaluation network failed to run.
-    #[error(transparent)]
-    Run(#[from] RunError),
-    /// The data do not fit the config.
-    #[error("sequence training: {0}")]
-    Data(String),
+/// A [`TrainError::Config`] saying what of the data does not fit the config.
+fn data_error(message: impl std::fmt::Display) -> TrainError {
+    TrainError::Config(format!("sequence training: {message}"))
 }
 
 /// What one epoch measured.
@@ -121,12 +106,12 @@ impl SequenceReport {
 const SHUFFLE: i64 = 1 << 41;
 
 /// `(seq, inputs)` of a sample shape `[.., W]`: `product(..)` steps of `W` features.
-fn steps_of(shape: &[usize]) -> Result<(usize, usize), SequenceError> {
+fn steps_of(shape: &[usize]) -> Result<(usize, usize), TrainError> {
     match shape.split_last() {
         Some((&w, rest)) if w > 0 && rest.iter().product::<usize>() > 0 => {
             Ok((rest.iter().product(), w))
         }
-        _ => Err(SequenceError::Data(format!(
+        _ => Err(data_error(format!(
             "cannot read samples of shape {shape:?} as a sequence"
         ))),
     }
@@ -139,17 +124,17 @@ pub fn train_sequence(
     train: &Dataset,
     test: &Dataset,
     mut progress: impl FnMut(&EpochStats),
-) -> Result<SequenceReport, SequenceError> {
+) -> Result<SequenceReport, TrainError> {
     let (seq, inputs) = steps_of(&train.sample_shape)?;
     if test.sample_shape != train.sample_shape || test.classes != train.classes {
-        return Err(SequenceError::Data(format!(
+        return Err(data_error(format!(
             "held-out samples are {:?} in {} classes, training samples {:?} in {}",
             test.sample_shape, test.classes, train.sample_shape, train.classes
         )));
     }
     let per_epoch = train.len() / cfg.batch.max(1);
     if cfg.batch == 0 || per_epoch == 0 || test.is_empty() {
-        return Err(SequenceError::Data(format!(
+        return Err(data_error(format!(
             "{} training samples, batch {}, {} held out: need at least one batch and one \
              held-out sample",
             train.len(),
@@ -168,7 +153,7 @@ pub fn train_sequence(
     let fwd = rnn(&net)?;
     let loss = fwd
         .find("loss")
-        .ok_or_else(|| SequenceError::Data("the network has no `%loss`".into()))?;
+        .ok_or_else(|| data_error("the network has no `%loss`"))?;
     let mut tc = TrainConfig::new(cfg.optimizer.clone());
     tc.clip = cfg.clip.map(Clip::GlobalNorm);
     let tg = training_graph(&fwd, loss, &tc)?;
@@ -249,8 +234,8 @@ struct Eval {
 
 impl Eval {
     /// Compiles `net` (its batch ignored) for scoring `n` samples.
-    fn new(net: &RnnConfig, n: usize) -> Result<Eval, SequenceError> {
-        let compile = |batch: usize| -> Result<Option<(usize, Compiled)>, SequenceError> {
+    fn new(net: &RnnConfig, n: usize) -> Result<Eval, TrainError> {
+        let compile = |batch: usize| -> Result<Option<(usize, Compiled)>, TrainError> {
             if batch == 0 {
                 return Ok(None);
             }
@@ -274,7 +259,7 @@ impl Eval {
         test: &Dataset,
         seq: usize,
         inputs: usize,
-    ) -> Result<f32, SequenceError> {
+    ) -> Result<f32, TrainError> {
         let mut correct = 0;
         let mut start = 0;
         while start < test.len() {
@@ -283,7 +268,7 @@ impl Eval {
                 (Some((b, c)), _) if *b <= left => (*b, c),
                 (_, Some((b, c))) if *b <= left => (*b, c),
                 _ => {
-                    return Err(SequenceError::Data(format!(
+                    return Err(data_error(format!(
                         "no evaluation batch fits the last {left} held-out samples"
                     )));
                 }
@@ -296,7 +281,7 @@ impl Eval {
                 .iter()
                 .find(|(n, _)| n == "logits")
                 .and_then(|(_, t)| t.as_f32())
-                .ok_or_else(|| SequenceError::Data("the network returned no `%logits`".into()))?;
+                .ok_or_else(|| data_error("the network returned no `%logits`"))?;
             correct += logits
                 .chunks_exact(test.classes)
                 .zip(&test.labels[start..start + b])

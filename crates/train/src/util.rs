@@ -34,6 +34,9 @@ pub enum TrainError {
     /// A compiled graph failed at run time.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// An image grid could not be written.
+    #[error(transparent)]
+    Grid(#[from] crate::grid::GridError),
     /// The configuration does not fit the data.
     #[error("{0}")]
     Config(String),

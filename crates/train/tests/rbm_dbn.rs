@@ -9,6 +9,8 @@
 //! Tolerance for the JIT against the interpreter or the host: `|a - b| <= 1e-4 * max(|b|,
 //! 1e-2 * max|b|) + 1e-6`, as in the zoo's tests plus a floor for exact zeros.
 
+mod common;
+
 use sinter_autodiff::train::next_name;
 use sinter_data::digits_split;
 use sinter_ir::{Tensor, rng};
@@ -248,35 +250,11 @@ fn dbn_pretrains_monotonically_and_classifies_digits() {
     let t0 = std::time::Instant::now();
     let report = train_dbn(&train, &test, &cfg, &mut |s| seen.push(s.clone())).unwrap();
     eprintln!("DBN in {:.2} s", t0.elapsed().as_secs_f64());
-    assert_eq!(report.pretrain.len(), cfg.hidden.len());
-    for (i, layer) in report.pretrain.iter().enumerate() {
-        let errs: Vec<f32> = layer.iter().map(|s| s.loss).collect();
-        eprintln!("rbm{}: reconstruction errors {errs:?}", i + 1);
-        assert_eq!(errs.len(), cfg.cd.epochs);
-        assert!(layer.iter().all(|s| s.stage == format!("rbm{}", i + 1)));
-        assert!(errs.iter().all(|e| e.is_finite() && *e > 0.0), "{errs:?}");
-        for w in errs.windows(2) {
-            assert!(w[1] < w[0], "rbm{}: {errs:?}", i + 1);
-        }
-    }
-    let ce: Vec<f32> = report.fine_tune.iter().map(|s| s.loss).collect();
-    eprintln!(
-        "fine-tuning cross-entropy {ce:?}, accuracy {}",
-        report.accuracy
-    );
-    assert_eq!(ce.len(), cfg.fine_tune.epochs);
-    // Every epoch of every stage reached the callback, in order.
-    let all: Vec<_> = report
-        .pretrain
-        .iter()
-        .flatten()
-        .chain(&report.fine_tune)
-        .collect();
-    assert_eq!(seen.iter().collect::<Vec<_>>(), all);
-    assert!(
-        report.accuracy >= 0.90,
-        "held-out accuracy {}",
-        report.accuracy
+    common::check_stack_report(
+        &report,
+        &seen,
+        "rbm",
+        (cfg.hidden.len(), cfg.cd.epochs, cfg.fine_tune.epochs),
     );
     // The fine-tuned weights moved away from the pretrained ones but kept their names.
     assert!(report.model.contains_key("rbm1.w") && report.model.contains_key("logits.w"));

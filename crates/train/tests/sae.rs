@@ -3,6 +3,8 @@
 //! encoders feed the zoo's stacked autoencoder by name, and the fine-tuned classifier gets at
 //! least 90% of the held-out digits right.
 
+mod common;
+
 use sinter_data::digits_split;
 use sinter_runtime::{CompileOptions, Compiled};
 use sinter_train::util::{flat_batch, up_pass};
@@ -17,34 +19,11 @@ fn sae_pretrains_monotonically_and_classifies_digits() {
     let t0 = std::time::Instant::now();
     let report = train_sae(&train, &test, &cfg, &mut |s| seen.push(s.clone())).unwrap();
     eprintln!("SAE in {:.2} s", t0.elapsed().as_secs_f64());
-    assert_eq!(report.pretrain.len(), cfg.hidden.len());
-    for (i, layer) in report.pretrain.iter().enumerate() {
-        let errs: Vec<f32> = layer.iter().map(|s| s.loss).collect();
-        eprintln!("enc{}: reconstruction errors {errs:?}", i + 1);
-        assert_eq!(errs.len(), cfg.pretrain.epochs);
-        assert!(layer.iter().all(|s| s.stage == format!("enc{}", i + 1)));
-        assert!(errs.iter().all(|e| e.is_finite() && *e > 0.0), "{errs:?}");
-        for w in errs.windows(2) {
-            assert!(w[1] < w[0], "enc{}: {errs:?}", i + 1);
-        }
-    }
-    let ce: Vec<f32> = report.fine_tune.iter().map(|s| s.loss).collect();
-    eprintln!(
-        "fine-tuning cross-entropy {ce:?}, accuracy {}",
-        report.accuracy
-    );
-    assert_eq!(ce.len(), cfg.fine_tune.epochs);
-    let all: Vec<_> = report
-        .pretrain
-        .iter()
-        .flatten()
-        .chain(&report.fine_tune)
-        .collect();
-    assert_eq!(seen.iter().collect::<Vec<_>>(), all);
-    assert!(
-        report.accuracy >= 0.90,
-        "held-out accuracy {}",
-        report.accuracy
+    common::check_stack_report(
+        &report,
+        &seen,
+        "enc",
+        (cfg.hidden.len(), cfg.pretrain.epochs, cfg.fine_tune.epochs),
     );
     assert!(report.model.contains_key("enc2.w") && !report.model.contains_key("dec1.w"));
 }
