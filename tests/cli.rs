@@ -22,6 +22,15 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The percentage in "... test accuracy 96.1% (346/360 held out)" of a training summary.
+fn test_accuracy(s: &str) -> f32 {
+    s.split("test accuracy ")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy in {s}"))
+}
+
 const MLP: &str = "graph @m {\n  input %x: f32[2,2]\n  param %w: f32[2,2]\n  %y = matmul(%x, %w)\n  %r = relu(%y)\n  output %r\n}\n";
 
 #[test]
@@ -175,12 +184,7 @@ fn demo_trains_the_example() {
     assert!(std::fs::metadata(&png).unwrap().len() > 1000);
     let _ = std::fs::remove_file(&png);
     // "... test accuracy 96.1% (346/360 held out)": two epochs, well above chance (10%).
-    let acc: f32 = s
-        .split("test accuracy ")
-        .nth(1)
-        .and_then(|r| r.split('%').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no accuracy in {s}"));
+    let acc = test_accuracy(&s);
     assert!(acc >= 90.0, "{s}");
 }
 
@@ -223,12 +227,7 @@ fn train_builds_zoo_models_for_the_data() {
         s.contains("2 training steps of 32") || s.contains("88 training steps of 32"),
         "{s}"
     );
-    let acc: f32 = s
-        .split("test accuracy ")
-        .nth(1)
-        .and_then(|r| r.split('%').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no accuracy in {s}"));
+    let acc = test_accuracy(&s);
     assert!(acc >= 80.0, "{s}");
     let err = text(&sinter(&["train", "lenet6"]).stderr);
     assert!(err.contains("no model `lenet6` in the zoo"), "{err}");
@@ -271,12 +270,7 @@ fn train_runs_the_pretraining_and_adversarial_procedures() {
     let s = text(&out.stdout);
     assert!(s.contains("rbm1: reconstruction error"), "{s}");
     assert!(s.contains("rbm2: reconstruction error"), "{s}");
-    let acc: f32 = s
-        .split("test accuracy ")
-        .nth(1)
-        .and_then(|r| r.split('%').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no accuracy in {s}"));
+    let acc = test_accuracy(&s);
     assert!(acc >= 90.0, "{s}");
     let png = std::env::temp_dir().join(format!("sinter-cli-gan-{}.png", std::process::id()));
     let out = sinter(&[
@@ -329,12 +323,7 @@ fn train_reads_user_data_from_npz() {
     let s = text(&out.stdout);
     assert!(s.contains("90 training steps of 20"), "{s}");
     assert!(s.contains("/200 held out)"), "{s}");
-    let acc: f32 = s
-        .split("test accuracy ")
-        .nth(1)
-        .and_then(|r| r.split('%').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no accuracy in {s}"));
+    let acc = test_accuracy(&s);
     assert!(acc >= 80.0, "{s}");
 }
 
