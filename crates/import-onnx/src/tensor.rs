@@ -14,6 +14,13 @@ use sinter_ir::{DType, Tensor, TensorData};
 /// shape from a corrupted file is refused before anything is allocated.
 pub const MAX_FOLD_ELEMENTS: usize = 1 << 28;
 
+/// Largest result of a fold that makes a tensor larger than its input (`Expand`,
+/// `ConstantOfShape`): 2^16 elements, plenty for shape arithmetic. Above it the importer
+/// emits a `broadcast` of the small constant instead, so a few bytes of file cannot make the
+/// importer build (and the fuzzer wait on) hundreds of megabytes; the graph op costs nothing
+/// until it runs, and the runtime's memory budget applies to it like any other.
+pub const MAX_AMPLIFYING_FOLD: usize = 1 << 16;
+
 /// The Sinter dtype of an ONNX `elem_type`, or a description of why there is none.
 pub fn dtype_of(elem_type: i32) -> Result<DType, String> {
     match DataType::try_from(elem_type) {

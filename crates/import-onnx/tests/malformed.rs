@@ -431,3 +431,75 @@ fn flipped_bytes_exhaustive() {
         }
     }
 }
+
+/// Fuzzer finding (`fuzz/corpus/onnx_import/issue-slow-expand.onnx`): a 3-KB file whose `Expand` of a
+/// constant asked for 42M elements, which the importer built at import time (16 s under the
+/// fuzzer). Size-amplifying folds above 2^16 elements now become `broadcast` ops on the small
+/// constant: the import is instant and the values are the same.
+#[test]
+fn large_expand_and_constant_of_shape_are_graph_ops_not_folds() {
+    let mut m = small(
+        &[1, 512],
+        vec![
+            node("fill", "ConstantOfShape", &["big"], &["z"]),
+            node("ex", "Expand", &["c", "big"], &["e"]),
+            node("a1", "Add", &["x", "z"], &["s"]),
+            node("a2", "Add", &["s", "e"], &["y"]),
+        ],
+        &["y"],
+    );
+    let g = m.graph.as_mut().unwrap();
+    g.initializer.push(TensorProto {
+        name: Some("big".into()),
+        dims: vec![2],
+        data_type: Some(7),
+        int64_data: vec![300, 512],
+        ..Default::default()
+    });
+    g.initializer.push(TensorProto {
+        name: Some("c".into()),
+        dims: vec![1, 512],
+        data_type: Some(1),
+        float_data: (0..512).map(|i| i as f32 * 0.25).collect(),
+        ..Default::default()
+    });
+    g.node[0].attribute.push(AttributeProto {
+        name: Some("value".into()),
+        r#type: Some(AttributeType::Tensor as i32),
+        t: Some(TensorProto {
+            dims: vec![1],
+            data_type: Some(1),
+            float_data: vec![1.5],
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let g = import(&m.encode_to_vec(), &ImportOptions::default()).unwrap();
+    let text = g.to_string();
+    assert_eq!(text.matches("broadcast").count(), 2, "{text}");
+    // No constant of the 153,600-element result was built.
+    assert!(!text.contains("f32[300,512] = const"), "{text}");
+    let x: Vec<f32> = (0..512).map(|i| (i as f32).sin()).collect();
+    let feeds = HashMap::from([(
+        "x".to_string(),
+        sinter_ir::Tensor::from_f32(&[1, 512], x.clone()),
+    )]);
+    let got = sinter_interp::run(&g, &feeds).unwrap();
+    let y = got[0].1.as_f32().unwrap();
+    assert_eq!(got[0].1.shape(), &[300, 512]);
+    for r in 0..300 {
+        for c in 0..512 {
+            assert_eq!(y[r * 512 + c], x[c] + 1.5 + c as f32 * 0.25);
+        }
+    }
+    // The fuzzer's file itself now fails fast with the shape error it was heading for.
+    let finding = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus/onnx_import/issue-slow-expand.onnx");
+    let e = import(&std::fs::read(finding).unwrap(), &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("initial_h f32[2621441,2,8] must be [1, 2, 8]"),
+        "{e}"
+    );
+}

@@ -12,7 +12,7 @@
 use super::{Node, Out, Outs, R, axis, known, known_ints, one, opt_known_ints};
 use crate::convert::Ctx;
 use crate::fold;
-use crate::tensor::{MAX_FOLD_ELEMENTS, dims_to_shape};
+use crate::tensor::{MAX_AMPLIFYING_FOLD, MAX_FOLD_ELEMENTS, dims_to_shape};
 use sinter_ir::{Float, Op, Tensor, TensorData};
 
 fn shape_of(cx: &Ctx, n: &Node, i: usize) -> R<Vec<usize>> {
@@ -415,7 +415,9 @@ pub fn expand(cx: &mut Ctx, n: &Node) -> R<Outs> {
     let spec = known_ints(cx, n, 1, "shape")?;
     let spec = dims_to_shape(&spec)?;
     let shape = fold::broadcast_shape(&input, &spec)?;
-    if let Some(t) = cx.foldable(name) {
+    if let Some(t) = cx.foldable(name)
+        && (shape == input || shape.iter().product::<usize>() <= MAX_AMPLIFYING_FOLD)
+    {
         return known(fold::broadcast_to(t, &shape)?);
     }
     let x = cx.value(name)?;
@@ -459,12 +461,16 @@ pub fn constant_of_shape(cx: &mut Ctx, n: &Node) -> R<Outs> {
         ));
     }
     let one_elem = fill.reshaped(&[]).map_err(|e| e.to_string())?;
-    if shape.iter().product::<usize>() > MAX_FOLD_ELEMENTS {
-        return Err(format!(
-            "shape {shape:?} is too large to build at import time"
-        ));
+    if shape.iter().product::<usize>() <= MAX_AMPLIFYING_FOLD {
+        return known(fold::broadcast_to(&one_elem, &shape)?);
     }
-    known(fold::broadcast_to(&one_elem, &shape)?)
+    let c = cx.constant(one_elem)?;
+    one(cx.op(
+        Op::Broadcast {
+            shape: to_i64(&shape),
+        },
+        &[c],
+    )?)
 }
 
 /// `Constant`: a known tensor from one of its value attributes.
