@@ -87,8 +87,20 @@ fn f32_value(t: &Token) -> Result<Option<f32>, ParseError> {
     }))
 }
 
-/// A vector of `n` copies of `v`, or an error (rather than an abort) if it cannot be allocated.
+/// Most elements a splat literal (`const %c: f32[...] = 0`) may expand to: 2^26 (256 MiB of
+/// `f32`). A few bytes of text must not make the parser allocate gigabytes (a fuzzer found
+/// `f32[2888888888,1] = 8`); a tensor that large belongs in an input.
+pub const MAX_SPLAT_ELEMENTS: usize = 1 << 26;
+
+/// A vector of `n` copies of `v`, or an error (rather than an abort) if it is larger than
+/// [`MAX_SPLAT_ELEMENTS`] or cannot be allocated.
 fn splat<T: Clone>(v: T, n: usize, at: &Token) -> Result<Vec<T>, ParseError> {
+    if n > MAX_SPLAT_ELEMENTS {
+        return Err(at.error(format!(
+            "a constant of {n} elements is larger than the text format expands a splat value \
+             to (2^26 = {MAX_SPLAT_ELEMENTS}); make it an input"
+        )));
+    }
     let mut out = Vec::new();
     out.try_reserve_exact(n)
         .map_err(|_| at.error(format!("cannot allocate a constant of {n} elements")))?;

@@ -449,6 +449,16 @@ fn literal_errors() {
         err(&wrap("const %c: f32[2]\n")),
         "3:1: expected `=`, found `}`"
     );
+    // Fuzzer findings (fuzz/corpus/ir_text/issue-*-splat.sir): a splat of 2.9G elements ran
+    // out of memory, one of 800M took seconds. Splats stop at 2^26 elements.
+    assert_eq!(
+        err(&wrap("const %c: f32[2888888888,1] = 8\n")),
+        "2:31: a constant of 2888888888 elements is larger than the text format expands a \
+         splat value to (2^26 = 67108864); make it an input"
+    );
+    assert!(err(&wrap("const %c: i64[8192,8193] = 0\n")).contains("67108864"));
+    let ok = parse(&wrap("const %c: f32[8192,8192] = 0\n  output %c\n")).unwrap();
+    assert_eq!(ok.ty(ok.outputs()[0]).numel(), 1 << 26);
 }
 
 #[test]
