@@ -31,6 +31,11 @@ impl<'g> Emitter<'g> {
         }
     }
 
+    /// A fresh name, for code that adds its own nodes (and names its parts after it).
+    pub(crate) fn fresh_name(&mut self) -> String {
+        self.fresh()
+    }
+
     fn fresh(&mut self) -> String {
         loop {
             let name = format!("{}.{}", self.prefix, self.next);

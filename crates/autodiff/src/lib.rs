@@ -51,6 +51,7 @@ pub use grad::{Gradients, grad, grad_name, grad_params, params};
 pub use init::{Init, init_params, init_tensor};
 pub use schedule::Schedule;
 pub use train::{
-    BatchNormStats, Clip, Optimizer, TrainConfig, TrainingGraph, inference_graph, training_graph,
+    BatchNormStats, Clip, Optimizer, RNG_STEP, TrainConfig, TrainingGraph, inference_graph,
+    training_graph,
 };
 pub use trainer::{Backend, Interpret, Trainer, load_tensors, save_tensors};

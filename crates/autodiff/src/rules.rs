@@ -446,6 +446,31 @@ pub(crate) fn backward(
         Op::RandomUniform { .. } | Op::RandomNormal { .. } => {}
         // A step function of p: its derivative is 0 wherever it exists. Sampling is not a
         // differentiable path; estimators (REINFORCE, straight-through) are the model's job.
+        // The output gradient goes to the element each window drew, as in max pooling. The
+        // draw is recomputed (a pure function of seed, counter and index: the forward's).
+        // `training_graph` expands the op before differentiating, and so reuses the
+        // forward's draw instead.
+        Op::StochasticPool2d { kernel, seed } => {
+            if need[0] {
+                let k = *kernel as usize;
+                let name = e.fresh_name();
+                let (pick, _) = sinter_ir::composite::stochastic_pool_pick(
+                    e.g,
+                    &name,
+                    x[0],
+                    k,
+                    *seed,
+                    x.get(1).copied(),
+                )?;
+                let s = e.shape(y[0]);
+                let dy = e.reshape(g()?, &[s[0], s[1], s[2], s[3], 1])?;
+                let dwin = e.mul(pick, dy)?;
+                let name = e.fresh_name();
+                out[0] = Some(sinter_ir::composite::stochastic_pool_scatter(
+                    e.g, &name, dwin, k,
+                )?);
+            }
+        }
         Op::Bernoulli { .. } => {
             if need[0] {
                 out[0] = Some(e.zeros(&e.shape(x[0]))?);

@@ -11,7 +11,9 @@
 //! compiled as a whole: activations the backward pass needs are kept, the rest freed.
 //!
 //! [`inference_graph`] turns the forward graph into its inference form: `batch_norm_train`
-//! becomes `batch_norm` reading the running statistics, and `dropout` the identity.
+//! becomes `batch_norm` reading the running statistics, `dropout` the identity and
+//! `stochastic_pool2d` its probability-weighted average. A forward graph with the `i64[]` data
+//! input [`RNG_STEP`] has it carried as a step counter, so its random ops draw anew each step.
 
 use crate::emit::Emitter;
 use crate::error::AutodiffError;
@@ -164,6 +166,13 @@ pub const STEP: &str = "opt.step";
 /// The learning-rate input.
 pub const LR: &str = "lr";
 
+/// The `i64[]` data input that, when a forward graph has it, is the step counter of its
+/// random ops (the counter operand of `stochastic_pool2d`, `dropout`, ...):
+/// [`training_graph`] carries it as state (0 on the first step, then `+1` per step), so each
+/// step draws anew, reproducibly; [`inference_graph`] drops it with the random ops that read
+/// it. The same as [`sinter_ir::rng::STEP_INPUT`].
+pub const RNG_STEP: &str = sinter_ir::rng::STEP_INPUT;
+
 /// What a step carries to the next: the state inputs with their initial values and, for
 /// every carried input, the value that becomes its next value.
 #[derive(Default)]
@@ -194,6 +203,12 @@ pub fn training_graph(
     loss: Value,
     cfg: &TrainConfig,
 ) -> Result<TrainingGraph, AutodiffError> {
+    // Composite ops (stochastic pooling) become their training form; every name stays.
+    let expanded = sinter_ir::expand_composites(forward)?;
+    let loss = expanded
+        .find(forward.value_name(loss))
+        .ok_or_else(|| AutodiffError::Train("the loss is not a value of the graph".into()))?;
+    let forward = expanded.as_ref();
     let ps = params(forward);
     let gr = grad(forward, loss, &ps)?;
     let mut g = gr.graph;
@@ -210,6 +225,20 @@ pub fn training_graph(
         }
         Optimizer::Sgd { .. } => None,
     };
+    // The random ops' step counter, carried as 0, 1, 2, ... (counted in f32, exact to 2^24).
+    let rng_step = forward
+        .find(RNG_STEP)
+        .filter(|&v| *forward.ty(v) == TensorType::i64(&[]))
+        .filter(|&v| {
+            forward
+                .inputs()
+                .any(|(i, k)| i == v && k == InputKind::Data)
+        });
+    if rng_step.is_some() {
+        carry
+            .state
+            .push((RNG_STEP.to_string(), Tensor::from_i64(&[], vec![0])));
+    }
     let mut slots: Vec<Vec<Value>> = Vec::new();
     for (p, name) in ps.iter().zip(&names) {
         let zeros = Tensor::zeros(forward.ty(*p));
@@ -247,6 +276,13 @@ pub fn training_graph(
         }
         None => None,
     };
+    if let Some(r) = rng_step {
+        let f = e.cast(r, sinter_ir::DType::F32)?;
+        let one = e.scalar(1.0)?;
+        let f1 = e.add(f, one)?;
+        let next = e.cast(f1, sinter_ir::DType::I64)?;
+        carry.output(RNG_STEP, next);
+    }
     for (i, (&p, mut d)) in ps.iter().zip(grads).enumerate() {
         if cfg.weight_decay != 0.0 {
             let wd = e.scale(p, cfg.weight_decay)?;
@@ -290,7 +326,7 @@ pub fn training_graph(
         batch_norm: batch_norm.into_iter().map(|(_, s, _, _)| s).collect(),
         data: forward
             .inputs()
-            .filter(|(_, k)| *k == InputKind::Data)
+            .filter(|&(v, k)| k == InputKind::Data && Some(v) != rng_step)
             .map(|(v, _)| forward.value_name(v).to_string())
             .collect(),
     })
@@ -456,8 +492,9 @@ fn adam(
 
 /// The inference form of `forward`: every `batch_norm_train` becomes `batch_norm` reading
 /// the data inputs `<y>.running_mean` and `<y>.running_var` (its batch-mean and
-/// batch-variance outputs become those inputs), and every `dropout` the identity (an input
-/// read only as a dropout counter goes away with it). The other nodes, the names and the
+/// batch-variance outputs become those inputs), every `dropout` the identity and every
+/// `stochastic_pool2d` the probability-weighted average of its windows (an input read only
+/// as the counter of those ops goes away with them). The other nodes, the names and the
 /// outputs stay as they are.
 pub fn inference_graph(forward: &Graph) -> Result<Graph, AutodiffError> {
     let mut out = Graph::new(forward.name());
@@ -508,6 +545,15 @@ pub fn inference_graph(forward: &Graph) -> Result<Graph, AutodiffError> {
             NodeKind::Op(Op::Dropout { .. }) => {
                 map.insert(old(0), ins[0]);
             }
+            NodeKind::Op(Op::StochasticPool2d { kernel, .. }) => {
+                let y = sinter_ir::composite::stochastic_pool_inference(
+                    &mut out,
+                    names[0],
+                    ins[0],
+                    *kernel as usize,
+                )?;
+                map.insert(old(0), y);
+            }
             NodeKind::Op(op) => {
                 let vs = out.add_op(&names, op.clone(), &ins)?;
                 for (k, v) in vs.into_iter().enumerate() {
@@ -527,15 +573,20 @@ pub fn inference_graph(forward: &Graph) -> Result<Graph, AutodiffError> {
     Ok(out)
 }
 
-/// For each node: whether it is an input read only as the counter of `dropout`s (and is not
-/// an output), so that the inference graph, which has no dropout, does not need it.
+/// For each node: whether it is an input read only as the counter of `dropout`s and
+/// `stochastic_pool2d`s (and is not an output), so that the inference graph, which has
+/// neither, does not need it.
 fn dropout_counters_only(g: &Graph) -> Vec<bool> {
     let n = g.nodes().len();
     let mut counter_use = vec![false; n];
     let mut other_use = vec![false; n];
     for node in g.nodes() {
         for (k, v) in node.inputs.iter().enumerate() {
-            let as_counter = k == 1 && matches!(node.kind, NodeKind::Op(Op::Dropout { .. }));
+            let as_counter = k == 1
+                && matches!(
+                    node.kind,
+                    NodeKind::Op(Op::Dropout { .. } | Op::StochasticPool2d { .. })
+                );
             if as_counter {
                 counter_use[v.node.index()] = true;
             } else {

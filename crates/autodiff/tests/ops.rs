@@ -238,6 +238,17 @@ cases! {
             vec![b.op(op, &[x]).unwrap()]
         }, feeds(vec![("x", x)]));
     }
+    // Positive inputs: the draw is a step function of x, constant near the point (ties in
+    // the Gumbel scores have probability 0), so the gradient is the drawn element's 1.
+    stochastic_pool2d: [StochasticPool2d] => {
+        let mut r = Rand::new(66);
+        let x = r.tensor_in(&[2, 3, 4, 6], 0.5, 2.0);
+        check(66, |b, _| {
+            let x = param(b, "x", &[2, 3, 4, 6]);
+            let c = b.input("c", TensorType::i64(&[])).unwrap();
+            vec![b.op(Op::StochasticPool2d { kernel: 2, seed: 5 }, &[x, c]).unwrap()]
+        }, feeds(vec![("x", x), ("c", Tensor::from_i64(&[], vec![3]))]));
+    }
     avg_pool2d: [AvgPool2d] => {
         for include in [false, true] {
             check(46, move |b, _| {

@@ -270,6 +270,11 @@ fn eval_data(op: &Op, ins: &[&Tensor], outs: &[TensorType]) -> Result<Vec<Tensor
             let key = random::stream(*seed, ins.get(1).copied())?;
             f32_out(random::dropout(ins[0], p.get(), key))
         }
+        Op::StochasticPool2d { kernel, seed } => {
+            let key = random::stream(*seed, ins.get(1).copied())?;
+            let k = usize::try_from(*kernel).map_err(|_| format!("kernel {kernel} is negative"))?;
+            f32_out(random::stochastic_pool(ins[0], k, key))
+        }
         Op::RandomUniform {
             shape: _,
             low,

@@ -54,6 +54,7 @@ const TESTED: &[OpKind] = &[
     OpKind::RandomUniform,
     OpKind::RandomNormal,
     OpKind::Bernoulli,
+    OpKind::StochasticPool2d,
     OpKind::ReduceSum,
     OpKind::ReduceMean,
     OpKind::ReduceMax,
@@ -894,6 +895,48 @@ fn bernoulli_frequencies() {
         eval1(Op::Bernoulli { seed: 11 }, &[&p]),
         eval1(Op::Bernoulli { seed: 11 }, &[&p, &counter(0)])
     );
+}
+
+/// The interpreter evaluates `stochastic_pool2d` directly; every other stage runs its
+/// expansion (`sinter_ir::expand_composites`). The two agree bit for bit, on windows of 1, 4
+/// and 9 elements, with and without a counter, with all-zero windows and ties.
+#[test]
+fn stochastic_pool_is_its_expansion() {
+    use sinter_ir::{Builder, TensorType, expand_composites};
+    for (shape, k) in [([2, 3, 6, 4], 2), ([1, 2, 9, 6], 3), ([1, 1, 3, 5], 1)] {
+        for counter_in in [None, Some(4i64)] {
+            let mut b = Builder::new("g");
+            let x = b.input("x", TensorType::f32(&shape)).unwrap();
+            let c = b.input("c", TensorType::i64(&[])).unwrap();
+            let y = b
+                .stochastic_pool2d(x, k, Some((9, counter_in.map(|_| c))))
+                .unwrap();
+            let g = b.finish(&[y]).unwrap();
+            let n: usize = shape.iter().product();
+            // Values 0..3 in steps of 0.5, with zeros (whole zero windows at k=1) and ties.
+            let xs: Vec<f32> = (0..n).map(|i| ((i * 5) % 7) as f32 * 0.5).collect();
+            let mut feeds = std::collections::HashMap::from([
+                ("x".to_string(), Tensor::from_f32(&shape, xs)),
+                ("c".to_string(), counter(counter_in.unwrap_or(0))),
+            ]);
+            let direct = sinter_interp::run(&g, &feeds).unwrap();
+            let expanded = expand_composites(&g).unwrap();
+            assert!(expanded.nodes().len() > g.nodes().len());
+            let via = sinter_interp::run(&expanded, &feeds).unwrap();
+            assert_eq!(direct[0].0, via[0].0);
+            let (a, e) = (direct[0].1.as_f32().unwrap(), via[0].1.as_f32().unwrap());
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a), bits(e), "{shape:?} k={k} counter {counter_in:?}");
+            // Another counter draws differently (windows of one element cannot).
+            if k > 1 {
+                feeds.insert("c".to_string(), counter(counter_in.unwrap_or(0) + 1));
+                let other = sinter_interp::run(&g, &feeds).unwrap();
+                if counter_in.is_some() {
+                    assert_ne!(other[0].1, direct[0].1);
+                }
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------- reductions

@@ -105,14 +105,6 @@ impl Builder {
         self.constant(Tensor::scalar(v))
     }
 
-    /// An error about a composition applied to `x`, located at `x`.
-    fn composition_error(&self, x: Value, message: &str) -> IrError {
-        IrError::node(
-            format!("%{} ({})", self.graph.value_name(x), self.graph.ty(x)),
-            message,
-        )
-    }
-
     /// Applies a single-output op.
     pub fn op(&mut self, op: Op, inputs: &[Value]) -> R<Value> {
         let outs = self.op_multi(op, inputs)?;
@@ -264,78 +256,34 @@ impl Builder {
     /// Stochastic pooling (Zeiler and Fergus, 2013) over non-overlapping `k x k` windows of a
     /// non-negative NCHW `x` (say, a relu's output) whose height and width `k` divides.
     ///
-    /// With `sample = Some((seed, counter))` (training) each window outputs one of its
-    /// elements, element `i` with probability `x_i / sum(x)` (the first element of an all-zero
-    /// window, which is 0 either way): the Gumbel-max trick, `argmax(log p_i + g_i)` with
-    /// `g_i = -log(-log u_i)` and `u` from `random_uniform` (seeded by `seed` and the optional
-    /// i64 scalar `counter`), then `one_hot` of the index times the window, summed. The gradient
-    /// flows to the chosen element only, as in max pooling. With `sample = None` (inference)
-    /// each window outputs its probability-weighted average `sum(x_i^2) / sum(x_i)` (0 for an
-    /// all-zero window).
-    ///
-    /// A composition of primitives, not an op of its own: every stage (shape rules, the
-    /// interpreter, gradients, the optimiser, the JIT) handles it already, and the sampling is
-    /// exactly the interpreter's random stream.
+    /// With `sample = Some((seed, counter))` (training) it is the op `stochastic_pool2d`: each
+    /// window outputs one of its elements, element `i` with probability `x_i / sum(x)` (the
+    /// first element of an all-zero window, which is 0 either way), drawn by the Gumbel-max
+    /// trick from `random_uniform` seeded by `seed` and the optional i64 scalar `counter`; the
+    /// gradient flows to the chosen element only, as in max pooling. With `sample = None`
+    /// (inference) it is the composition `inference_graph` puts in the op's place: each
+    /// window's probability-weighted average `sum(x_i^2) / sum(x_i)` (0 for an all-zero
+    /// window). See [`crate::composite`].
     pub fn stochastic_pool2d(
         &mut self,
         x: Value,
         k: usize,
         sample: Option<(i64, Option<Value>)>,
     ) -> R<Value> {
-        let shape = self.shape(x).to_vec();
-        let &[n, c, h, w] = shape.as_slice() else {
-            return Err(self.composition_error(x, "stochastic_pool2d needs an NCHW input"));
-        };
-        if k == 0 || h % k != 0 || w % k != 0 {
-            return Err(self.composition_error(
-                x,
-                &format!("stochastic_pool2d: window {k} must divide the height {h} and width {w}"),
-            ));
-        }
-        let (oh, ow, kk) = (h / k, w / k, k * k);
-        let dims = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<i64>>();
-        let r = self.reshape(x, &dims(&[n, c, oh, k, ow, k]))?;
-        let t = self.transpose(r, &[0, 1, 2, 4, 3, 5])?;
-        let win = self.reshape(t, &dims(&[n, c, oh, ow, kk]))?;
-        let sum = self.reduce_sum(win, &[4], true)?;
-        let zero = self.scalar(0.0)?;
-        let positive = self.op(Op::Greater {}, &[sum, zero])?;
-        let one = self.scalar(1.0)?;
-        let safe_sum = self.op(Op::Select {}, &[positive, sum, one])?;
         match sample {
-            None => {
-                let sq = self.mul(win, win)?;
-                let num = self.reduce_sum(sq, &[4], false)?;
-                let den = self.reduce_sum(safe_sum, &[4], false)?;
-                self.div(num, den)
-            }
             Some((seed, counter)) => {
-                let p = self.div(win, safe_sum)?;
-                let logp = self.log(p)?;
-                let op = Op::RandomUniform {
-                    shape: dims(&[n, c, oh, ow, kk]),
-                    low: crate::Float(f32::MIN_POSITIVE),
-                    high: crate::Float(1.0),
+                let op = Op::StochasticPool2d {
+                    kernel: k as i64,
                     seed,
                 };
-                let u = match counter {
-                    Some(ctr) => self.op(op, &[ctr])?,
-                    None => self.op(op, &[])?,
-                };
-                let lu = self.log(u)?;
-                let nlu = self.neg(lu)?;
-                let llu = self.log(nlu)?;
-                let score = self.sub(logp, llu)?;
-                let idx = self.op(
-                    Op::Argmax {
-                        axis: 4,
-                        keepdims: false,
-                    },
-                    &[score],
-                )?;
-                let pick = self.op(Op::OneHot { depth: kk as i64 }, &[idx])?;
-                let chosen = self.mul(pick, win)?;
-                self.reduce_sum(chosen, &[4], false)
+                match counter {
+                    Some(c) => self.op(op, &[x, c]),
+                    None => self.op(op, &[x]),
+                }
+            }
+            None => {
+                let name = self.fresh();
+                crate::composite::stochastic_pool_inference(&mut self.graph, &name, x, k)
             }
         }
     }
@@ -513,6 +461,15 @@ mod tests {
         let y = b.input("y", TensorType::f32(&[3, 4])).unwrap();
         let e = b.stochastic_pool2d(y, 2, None).unwrap_err().to_string();
         assert!(e.contains("NCHW"), "{e}");
+        // The training form is the op, checked by its shape rule.
+        let e = b
+            .stochastic_pool2d(x, 2, Some((0, None)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("stochastic_pool2d") && e.contains("f32[1,1,3,4]") && e.contains("divide"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -236,6 +236,21 @@ fn rules(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
             norm_axis(*axis, ins[0].rank())?;
             one(ins[0].clone())
         }
+        Op::StochasticPool2d { kernel, .. } => {
+            want_f32("input", ins[0])?;
+            want_rank("input", ins[0], 4)?;
+            want_counter(ins.get(1))?;
+            let s = &ins[0].shape;
+            let k = usize::try_from(*kernel).unwrap_or(0);
+            if k == 0 || !s[2].is_multiple_of(k) || !s[3].is_multiple_of(k) {
+                return Err(format!(
+                    "kernel {kernel} must be positive and divide the height {} and width {} of \
+                     input {}",
+                    s[2], s[3], ins[0]
+                ));
+            }
+            one(TensorType::f32(&[s[0], s[1], s[2] / k, s[3] / k]))
+        }
         Op::Dropout { p, .. } => {
             want_f32("input", ins[0])?;
             if !(0.0..1.0).contains(&p.get()) {

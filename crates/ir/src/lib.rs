@@ -16,6 +16,7 @@
 
 pub mod attr;
 pub mod builder;
+pub mod composite;
 pub mod error;
 pub mod graph;
 pub mod infer;
@@ -27,6 +28,7 @@ pub mod types;
 
 pub use attr::{AttrValue, Float};
 pub use builder::Builder;
+pub use composite::expand_composites;
 pub use error::IrError;
 pub use graph::{Graph, InputKind, Node, NodeId, NodeKind, Output, Value};
 pub use ops::{Category, Op, OpInfo, OpKind};

@@ -399,6 +399,13 @@ define_ops! {
     /// 1.0 with probability `p[i]` (the input), else 0.0: `uniform(seed, counter, i) < p[i]`.
     /// For RBM sampling. Optional i64 scalar counter input.
     Bernoulli = "bernoulli", Random, inputs(1, 2) { seed: i64 = 0 }
+    /// Stochastic pooling (Zeiler and Fergus, 2013) of a non-negative NCHW input over
+    /// non-overlapping `kernel x kernel` windows (`kernel` divides the height and width): each
+    /// window outputs one of its elements, element `i` with probability `x[i] / sum(window)`.
+    /// Optional i64 scalar counter input. A composite op: defined by its expansion
+    /// (`sinter_ir::composite`), which the stages apply on entry; `inference_graph` replaces
+    /// it by the probability-weighted average.
+    StochasticPool2d = "stochastic_pool2d", Random, inputs(1, 2) { kernel: i64, seed: i64 = 0 }
 
     /// Sum over `axes` (empty: every axis); removed axes are kept as 1 when `keepdims`.
     ReduceSum = "reduce_sum", Reduction, inputs(1, 1) { axes: Vec<i64>, keepdims: bool = false }

@@ -8,6 +8,12 @@
 //! The mixer is SplitMix64's finaliser (Steele, Lea and Flood, 2014), a bijection on 64-bit
 //! words with good avalanche; it is not cryptographic and need not be.
 
+/// By convention, the `i64[]` data input that counts training steps for a graph's random ops
+/// (their counter operand): `sinter_autodiff::training_graph` carries it (0 on the first step,
+/// then +1), so each step draws anew, reproducibly; `inference_graph` drops it with the
+/// random ops that read it. Model builders name it so.
+pub const STEP_INPUT: &str = "rng.step";
+
 /// SplitMix64's finaliser.
 pub fn mix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -386,7 +386,7 @@ impl Gen<'_> {
                 let pad: Vec<i64> = (0..4)
                     .map(|i| (r[3] >> i & 1) as i64 * (kernel[i % 2] - 1).min(1))
                     .collect();
-                match r[4] % 3 {
+                match r[4] % 4 {
                     0 => self.op(
                         "max_pool2d",
                         vec![
@@ -406,7 +406,24 @@ impl Gen<'_> {
                         ];
                         self.op("avg_pool2d", attrs, &[x], 1)
                     }
-                    _ => self.op("global_avg_pool", vec![], &[x], 1),
+                    2 => self.op("global_avg_pool", vec![], &[x], 1),
+                    _ => {
+                        let sh = &self.ty(x).shape;
+                        let k = (1..=3)
+                            .rev()
+                            .find(|&k| {
+                                sh[2].is_multiple_of(k)
+                                    && sh[3].is_multiple_of(k)
+                                    && k <= 1 + (r[1] % 3) as usize
+                            })
+                            .unwrap_or(1);
+                        let mut ins = vec![x];
+                        if r[6].is_multiple_of(2) {
+                            ins.push(self.constant(DType::I64, &[], r[7]));
+                        }
+                        let attrs = vec![("kernel", Int(k as i64)), ("seed", Int(r[5] as i64))];
+                        self.op("stochastic_pool2d", attrs, &ins, 1)
+                    }
                 }
             }
             8 => {

@@ -242,6 +242,12 @@ const CASES: &[Case] = &[
     ok("bernoulli", "seed=9", &["f32[4,16]", "i64[]"], &["f32[4,16]"]),
     err("bernoulli", "", &["f32[4,16]", "i64[2]"], "the counter input must be an i64 scalar (i64[]), got i64[2]"),
     err("bernoulli", "", &["bool[4,16]"], "probabilities must be f32, got bool[4,16]"),
+    ok("stochastic_pool2d", "kernel=2", &["f32[2,3,8,6]"], &["f32[2,3,4,3]"]),
+    ok("stochastic_pool2d", "kernel=3, seed=4", &["f32[1,1,9,3]", "i64[]"], &["f32[1,1,3,1]"]),
+    err("stochastic_pool2d", "kernel=2", &["f32[1,1,3,4]"], "kernel 2 must be positive and divide the height 3 and width 4 of input f32[1,1,3,4]"),
+    err("stochastic_pool2d", "kernel=0", &["f32[1,1,4,4]"], "kernel 0 must be positive and divide the height 4 and width 4 of input f32[1,1,4,4]"),
+    err("stochastic_pool2d", "kernel=2", &["f32[4,4]"], "input must have rank 4, got f32[4,4]"),
+    err("stochastic_pool2d", "kernel=2", &["f32[1,1,4,4]", "f32[]"], "the counter input must be an i64 scalar (i64[]), got f32[]"),
 
     // ---- Reduction.
     ok("reduce_sum", "axes=[1]", &["f32[2,3,4]"], &["f32[2,4]"]),
@@ -381,6 +387,7 @@ const ARITY: &[(&str, &str, &[&str], &str)] = &[
     ("random_uniform", "shape=[2]", &["n: i64[]", "m: i64[]"], "%y = random_uniform(%n, %m): `random_uniform` takes 0 to 1 inputs, got 2"),
     ("random_normal", "shape=[2]", &["n: i64[]", "m: i64[]"], "%y = random_normal(%n, %m): `random_normal` takes 0 to 1 inputs, got 2"),
     ("bernoulli", "", &[], "%y = bernoulli(): `bernoulli` takes 1 to 2 inputs, got 0"),
+    ("stochastic_pool2d", "kernel=2", &[], "%y = stochastic_pool2d(): `stochastic_pool2d` takes 1 to 2 inputs, got 0"),
     ("reduce_sum", "axes=[]", &[], "%y = reduce_sum(): `reduce_sum` takes 1 input, got 0"),
     ("reduce_mean", "axes=[]", &["a: f32[2]", "b: f32[2]"], "%y = reduce_mean(%a, %b): `reduce_mean` takes 1 input, got 2"),
     ("reduce_max", "axes=[]", &[], "%y = reduce_max(): `reduce_max` takes 1 input, got 0"),

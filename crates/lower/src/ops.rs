@@ -340,6 +340,11 @@ pub fn lower_op(
     let o = ob[0];
     let i0 = || (ib[0], ins[0]);
     match op {
+        Op::StochasticPool2d { .. } => {
+            return Err("stochastic_pool2d is a composite op: expand it first \
+                 (sinter_ir::expand_composites; the runtime does)"
+                .to_string());
+        }
         Op::Neg {}
         | Op::Exp {}
         | Op::Log {}
@@ -1019,6 +1024,7 @@ pub fn elementwise(op: &Op, dtypes: &[DType], args: Vec<Expr>, opt: LowerOptions
         | Op::RandomUniform { .. }
         | Op::RandomNormal { .. }
         | Op::Bernoulli { .. }
+        | Op::StochasticPool2d { .. }
         | Op::ReduceSum { .. }
         | Op::ReduceMean { .. }
         | Op::ReduceMax { .. }
@@ -1660,7 +1666,6 @@ fn gemm_conv_transpose2d(
     let od = dims4(out)?;
     let [n, c_in, h, w] = xd;
     let [_, cog, kh, kw] = wd;
-    let [_, _, oh, ow] = od;
     let groups = groups.max(1);
     let cig = c_in / groups;
     let (rows, hw) = (cog * kh * kw, h * w);
@@ -1682,26 +1687,7 @@ fn gemm_conv_transpose2d(
             threads,
             epilogue: GemmEpilogue::default(),
         }))];
-        s.extend(nest(k, &[cog, kh, kw, h, w], "c", |k, r| {
-            let oy = k.var("oy", Ty::I64);
-            let ox = k.var("ox", Ty::I64);
-            let co = g.clone() * c(cog) + r[0].clone();
-            let oi = idx4(od, [b.clone(), co, Expr::v(oy), Expr::v(ox)]);
-            let ci = ((r[0].clone() * c(kh) + r[1].clone()) * c(kw) + r[2].clone()) * c(hw)
-                + r[3].clone() * c(w)
-                + r[4].clone();
-            vec![
-                Stmt::Set(oy, tap(r[3].clone(), r[1].clone(), ax[0])),
-                Stmt::Set(ox, tap(r[4].clone(), r[2].clone(), ax[1])),
-                Stmt::If(
-                    Expr::v(oy)
-                        .in_range(oh as i64)
-                        .and(Expr::v(ox).in_range(ow as i64)),
-                    vec![accumulate(o, oi, load(cols, ci))],
-                    vec![],
-                ),
-            ]
-        }));
+        s.extend(col2im(k, (cols, [cog, kh, kw, h, w]), (o, od), (b, g), ax));
         s
     });
     k.body.extend(s);
@@ -1709,6 +1695,58 @@ fn gemm_conv_transpose2d(
         add_channel_bias(k, o, od, bb);
     }
     Ok(())
+}
+
+/// col2im of one image and group: each `cols` element (row `(co, ky, kx)`, column `(y, x)`)
+/// is added to the output position its tap reaches, `(y * stride + ky * dilation - before,
+/// x * ...)`, if inside. The kernel's `kx` is unrolled (as in [`im2col`]), so that along
+/// each row the columns whose output lands inside form one range known at compile time: no
+/// test per element, and with stride 1 a contiguous (vectorised) add. Every output still
+/// receives its taps in `(ky, kx)` order, as the interpreter adds them.
+fn col2im(
+    k: &mut Kernel,
+    (cols, [cog, kh, kw, h, w]): (Buf, [usize; 5]),
+    (o, od): (Buf, [usize; 4]),
+    (b, g): (Expr, Expr),
+    ax: [Axis; 2],
+) -> Vec<Stmt> {
+    let [_, _, oh, ow] = od;
+    let (hw, a) = (h * w, ax[1]);
+    nest(k, &[cog, kh, h], "c", |k, r| {
+        let (co, ky, y) = (r[0].clone(), r[1].clone(), r[2].clone());
+        let oy = k.var("oy", Ty::I64);
+        let orow = idx4(
+            od,
+            [
+                b.clone(),
+                g.clone() * c(cog) + co.clone(),
+                Expr::v(oy),
+                Expr::I(0),
+            ],
+        );
+        let mut inside = Vec::new();
+        for kx in 0..kw as i64 {
+            // ox = x * stride + kx * dilation - before lies in [0, ow) for x in [lo, hi).
+            let (shift, lo, hi) = tap_range(kx, a, ow, w);
+            if hi == lo {
+                continue;
+            }
+            let crow = ((co.clone() * c(kh) + ky.clone()) * c(kw) + Expr::I(kx)) * c(hw)
+                + y.clone() * c(w);
+            inside.push(for_(k, "x", (hi - lo) as usize, |_, v| {
+                let x = Expr::I(lo) + v;
+                vec![accumulate(
+                    o,
+                    orow.clone() + x.clone() * Expr::I(a.stride) + Expr::I(shift),
+                    load(cols, crow.clone() + x),
+                )]
+            }));
+        }
+        vec![
+            Stmt::Set(oy, tap(y, ky, ax[0])),
+            Stmt::If(Expr::v(oy).in_range(oh as i64), inside, vec![]),
+        ]
+    })
 }
 
 /// Number of window positions along an axis inside the padded input (count_include_pad).
@@ -1850,6 +1888,10 @@ fn lower_pool_grad(
     let (x, dy) = (ib[0], ib[1]);
     fill(k, o, ins[0].numel(), Expr::F(0.0));
     let kk = [kernel[0] as usize, kernel[1] as usize];
+    let all_inside = (0..2).all(|a| {
+        let (ax, extent, outs) = (ax[a], xd[2 + a] as i64, od[2 + a] as i64);
+        ax.before == 0 && (outs - 1) * ax.stride + kernel[a] - 1 < extent
+    });
     let s = nest(k, &od, "o", |k, idx| {
         let g = k.var("g", Ty::F32);
         let (b, ch, oy, ox) = (
@@ -1878,6 +1920,32 @@ fn lower_pool_grad(
             ),
         )];
         match avg {
+            // No padding and every window inside the image (LeNet's and VGG's 2x2/2 pools):
+            // the scan starts at the first tap, with no range tests and no "nothing yet"
+            // state; rescanning the first tap changes nothing (`beats` is strict).
+            None if all_inside => {
+                let best = k.var("best", Ty::I64);
+                let bv = k.var("bv", Ty::F32);
+                let scan = nest(k, &kk, "r", |k, r| {
+                    let v = k.var("v", Ty::F32);
+                    let beats = un(UnOp::Not, un(UnOp::IsNan, Expr::v(bv)))
+                        .and(un(UnOp::IsNan, Expr::v(v)).or(Expr::v(v).gt(Expr::v(bv))));
+                    // Selects, not a branch: which tap wins is data, and mispredicted.
+                    let mut s = taps(r);
+                    s.push(Stmt::Set(v, load(x, at.clone())));
+                    s.push(Stmt::Set(
+                        best,
+                        select(beats.clone(), at.clone(), Expr::v(best)),
+                    ));
+                    s.push(Stmt::Set(bv, select(beats, Expr::v(v), Expr::v(bv))));
+                    s
+                });
+                s.extend(taps(&[Expr::I(0), Expr::I(0)]));
+                s.push(Stmt::Set(best, at.clone()));
+                s.push(Stmt::Set(bv, load(x, Expr::v(best))));
+                s.extend(scan);
+                s.push(accumulate(o, Expr::v(best), Expr::v(g)));
+            }
             None => {
                 let best = k.var("best", Ty::I64);
                 let bv = k.var("bv", Ty::F32);

@@ -1,7 +1,7 @@
 //! Plain convolutional classifiers: LeNet-5, AlexNet and VGG-16.
 
 use crate::net::Net;
-use crate::{BuildError, Mode, classify, scale};
+use crate::{BuildError, Mode, Pooling, classify, scale};
 use sinter_ir::{Graph, TensorType, Value};
 
 /// The image input `x: f32[batch, channels, size, size]` and `labels: i64[batch]`.
@@ -16,9 +16,10 @@ fn image_inputs(
     Ok((x, labels))
 }
 
-/// LeNet-5: `conv1` 5x5 -> relu -> max pool 2 -> `conv2` 5x5 -> relu -> max pool 2 ->
-/// `fc1` -> relu -> `fc2` -> relu -> `logits` (ReLU and max pooling in place of the
-/// original's scaled tanh and trainable subsampling; the parameter count is the same).
+/// LeNet-5: `conv1` 5x5 -> relu -> pool 2 -> `conv2` 5x5 -> relu -> pool 2 -> `fc1` -> relu
+/// -> `fc2` -> relu -> `logits` (ReLU and max pooling in place of the original's scaled tanh
+/// and trainable subsampling; the parameter count is the same). The pools are max pooling or,
+/// with [`Pooling::Stochastic`], stochastic pooling (Zeiler and Fergus's regulariser).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LeNetConfig {
     /// Batch size.
@@ -33,6 +34,10 @@ pub struct LeNetConfig {
     pub fc: [usize; 2],
     /// Classes.
     pub classes: usize,
+    /// The two pooling layers (2x2, stride 2).
+    pub pool: Pooling,
+    /// Training or inference form (matters for stochastic pooling only).
+    pub mode: Mode,
 }
 
 impl LeNetConfig {
@@ -45,6 +50,8 @@ impl LeNetConfig {
             conv: [4, 8],
             fc: [32, 16],
             classes: 10,
+            pool: Pooling::Max,
+            mode: Mode::Train,
         }
     }
 
@@ -57,19 +64,29 @@ impl LeNetConfig {
             conv: [6, 16],
             fc: [120, 84],
             classes: 10,
+            pool: Pooling::Max,
+            mode: Mode::Train,
         }
     }
 }
 
 /// The LeNet-5 of `cfg`: outputs `loss` and `logits`.
 pub fn lenet(cfg: &LeNetConfig) -> Result<Graph, BuildError> {
-    let mut n = Net::new("lenet5", Mode::Train);
+    let mut n = Net::new("lenet5", cfg.mode);
     let (x, labels) = image_inputs(&mut n, cfg.batch, cfg.channels, cfg.size)?;
     let mut h = x;
     for (i, &c) in cfg.conv.iter().enumerate() {
         let z = n.conv(&format!("conv{}", i + 1), h, c, 5, 1, 0, true, false)?;
         let a = n.relu(z)?;
-        h = n.max_pool(a, 2, 2, [0; 4])?;
+        if cfg.pool != Pooling::Max && n.shape(a)[2..].iter().any(|d| !d.is_multiple_of(2)) {
+            return Err(BuildError::Config(format!(
+                "stochastic pooling needs even feature maps; conv{} gives {:?} (input size {})",
+                i + 1,
+                n.shape(a),
+                cfg.size
+            )));
+        }
+        h = n.pool(cfg.pool, a, 2)?;
     }
     h = n.flatten(h)?;
     for (i, &w) in cfg.fc.iter().enumerate() {

@@ -64,8 +64,15 @@ pub fn build_fit(name: &str, preset: Preset, fit: &Fit) -> Result<Graph, BuildEr
                 c.classes = classes;
             }
         ),
-        "lenet5" => sized!(
-            at(preset, LeNetConfig::small(), LeNetConfig::full()),
+        "lenet5" | "lenet5-stochastic" => sized!(
+            {
+                let c = at(preset, LeNetConfig::small(), LeNetConfig::full());
+                if name == "lenet5" {
+                    c
+                } else {
+                    zoo::lenet_stochastic(c)
+                }
+            },
             lenet,
             |c| {
                 if let [ch, _, _] = fit.sample_shape[..] {

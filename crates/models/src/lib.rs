@@ -63,6 +63,23 @@ pub enum Mode {
     Inference,
 }
 
+/// The pooling of a CNN builder's pooling layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Pooling {
+    /// Max pooling.
+    #[default]
+    Max,
+    /// Stochastic pooling (Zeiler and Fergus, 2013) over non-overlapping windows: in
+    /// [`Mode::Train`] the op `stochastic_pool2d` with this `seed`, its counter the data input
+    /// `rng.step` ([`sinter_ir::rng::STEP_INPUT`], carried by `training_graph` so each step
+    /// draws anew); in [`Mode::Inference`] the probability-weighted average, exactly as
+    /// `sinter_autodiff::inference_graph` rewrites the training form.
+    Stochastic {
+        /// The draws' seed.
+        seed: i64,
+    },
+}
+
 /// Why a model could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

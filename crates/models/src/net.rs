@@ -9,7 +9,9 @@
 //! (batch norm: `<layer>.gamma`, `<layer>.beta`); intermediate values get fresh numbers as
 //! the builder gives them. The losses are the builder's compositions, op for op.
 
-use crate::{BuildError, Mode};
+use crate::{BuildError, Mode, Pooling};
+use sinter_ir::composite::stochastic_pool_inference;
+use sinter_ir::rng::STEP_INPUT;
 use sinter_ir::{Graph, InputKind, IrError, Op, Tensor, TensorType, Value};
 
 type R<T> = Result<T, BuildError>;
@@ -233,6 +235,28 @@ impl Net {
             },
             &[x],
         )
+    }
+
+    /// Non-overlapping `k x k` pooling of the given kind (see [`Pooling`]).
+    pub fn pool(&mut self, kind: Pooling, x: Value, k: usize) -> R<Value> {
+        match (kind, self.mode) {
+            (Pooling::Max, _) => self.max_pool(x, k, k, [0; 4]),
+            (Pooling::Stochastic { seed }, Mode::Train) => {
+                let step = match self.g.find(STEP_INPUT) {
+                    Some(v) => v,
+                    None => self.input(STEP_INPUT, TensorType::i64(&[]))?,
+                };
+                let op = Op::StochasticPool2d {
+                    kernel: k as i64,
+                    seed,
+                };
+                self.op(op, &[x, step])
+            }
+            (Pooling::Stochastic { .. }, Mode::Inference) => {
+                let name = self.fresh();
+                Ok(stochastic_pool_inference(&mut self.g, &name, x, k)?)
+            }
+        }
     }
 
     /// Global average pooling flattened to `[N, C]`.

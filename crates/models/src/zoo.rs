@@ -45,6 +45,14 @@ fn rnn_at(p: Preset, cell: Cell) -> Result<Graph, BuildError> {
     })
 }
 
+/// `cfg` with stochastic pooling (seed 0) in place of max pooling.
+pub(crate) fn lenet_stochastic(cfg: LeNetConfig) -> LeNetConfig {
+    LeNetConfig {
+        pool: Pooling::Stochastic { seed: 0 },
+        ..cfg
+    }
+}
+
 /// Every model, in the order `sinter zoo` lists them.
 pub fn zoo() -> Vec<ZooEntry> {
     vec![
@@ -57,6 +65,17 @@ pub fn zoo() -> Vec<ZooEntry> {
             name: "lenet5",
             description: "LeNet-5: two 5x5 convs with max pools, three linear layers",
             build: |p| lenet(&pick(p, LeNetConfig::small, LeNetConfig::full)),
+        },
+        ZooEntry {
+            name: "lenet5-stochastic",
+            description: "LeNet-5 with stochastic pooling (sampled in training, averaged at inference)",
+            build: |p| {
+                lenet(&lenet_stochastic(pick(
+                    p,
+                    LeNetConfig::small,
+                    LeNetConfig::full,
+                )))
+            },
         },
         ZooEntry {
             name: "alexnet",

@@ -71,6 +71,7 @@ fn feeds(g: &Graph, seed: i64) -> (Map, Map) {
                 Tensor::from_i64(&shape, l.collect())
             }
             "target" => r.tensor(&shape, 0.0, 1.0),
+            n if n == rng::STEP_INPUT => Tensor::from_i64(&[], vec![seed]),
             n if n.starts_with("d.") => disc_params[n].clone(),
             _ => r.tensor(&shape, -1.0, 1.0),
         };
@@ -120,13 +121,30 @@ fn every_small_model_builds_and_runs_forward() {
 fn inference_forms_are_the_training_forms_rewritten() {
     let mut r = ResNetConfig::small(18).unwrap();
     let mut d = DcganConfig::small();
-    let train = [resnet(&r).unwrap(), dcgan_generator(&d).unwrap()];
+    let mut l = LeNetConfig {
+        pool: Pooling::Stochastic { seed: 3 },
+        ..LeNetConfig::small()
+    };
+    let train = [
+        resnet(&r).unwrap(),
+        dcgan_generator(&d).unwrap(),
+        lenet(&l).unwrap(),
+    ];
     r.mode = Mode::Inference;
     d.mode = Mode::Inference;
-    let infer = [resnet(&r).unwrap(), dcgan_generator(&d).unwrap()];
+    l.mode = Mode::Inference;
+    let infer = [
+        resnet(&r).unwrap(),
+        dcgan_generator(&d).unwrap(),
+        lenet(&l).unwrap(),
+    ];
+    // Stochastic pooling: the op and its counter in training, neither at inference.
+    let has = |g: &sinter_ir::Graph, what: &str| g.to_string().contains(what);
+    assert!(has(&train[2], "stochastic_pool2d") && has(&train[2], "%rng.step"));
+    assert!(!has(&infer[2], "stochastic_pool2d") && !has(&infer[2], "rng.step"));
     for (t, i) in train.iter().zip(&infer) {
         assert_eq!(&inference_graph(t).unwrap(), i, "@{}", t.name());
-        assert!(!running_stats(i).is_empty());
+        assert!(!running_stats(i).is_empty() || t.name() == "lenet5");
         forward(i, 7);
     }
 }

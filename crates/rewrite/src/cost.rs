@@ -159,6 +159,8 @@ pub fn op_work(op: &Op, ins: &[&TensorType], outs: &[TensorType]) -> (Class, f64
         | Op::RandomUniform { .. }
         | Op::RandomNormal { .. }
         | Op::Bernoulli { .. } => (Class::Elementwise, 10.0 * out),
+        // Its expansion: about 20 operations per window element (a draw, three logs, ...).
+        Op::StochasticPool2d { .. } => (Class::Pool, 20.0 * inp),
         Op::ReduceSum { .. } | Op::ReduceMean { .. } | Op::ReduceMax { .. } | Op::Argmax { .. } => {
             (Class::Reduce, inp)
         }

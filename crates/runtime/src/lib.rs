@@ -262,6 +262,9 @@ impl Compiled {
     pub fn new(graph: &Graph, opts: CompileOptions) -> Result<Compiled, CompileError> {
         let t0 = Instant::now();
         graph.verify()?;
+        // Composite ops (stochastic pooling) run as their expansion; every name stays.
+        let expanded = sinter_ir::expand_composites(graph)?;
+        let graph = expanded.as_ref();
         let program = sinter_lower::lower_graph(graph, opts.lower)?;
         let lower_time = t0.elapsed();
 

@@ -77,13 +77,16 @@ const CASES: &[&str] = &[
        %t, %mean, %var = batch_norm_train(%x, %g, %b)
        %s = softmax(%x) {axis=1}  %l = log_softmax(%x)
        output %y, %t, %mean, %var, %s, %l }",
-    "graph @random { input %step: i64[]  input %p: f32[5,3]
+    "graph @random { input %step: i64[]  input %p: f32[5,3]  input %q: f32[2,3,6,6]
        %u = random_uniform() {shape=[7,3], low=-1, high=3, seed=42}
        %n = random_normal(%step) {shape=[11], mean=1, std=0.5, seed=7}
        %h = bernoulli(%p, %step) {seed=3}
        %d = dropout(%p, %step) {p=0.3, seed=9}
        %e = dropout(%p) {p=0.5}
-       output %u, %n, %h, %d, %e }",
+       %r = relu(%q)
+       %s = stochastic_pool2d(%r, %step) {kernel=2, seed=5}
+       %s3 = stochastic_pool2d(%r) {kernel=3}
+       output %u, %n, %h, %d, %e, %s, %s3 }",
     "graph @reduce { input %x: f32[3,5,2,7]  input %i: i64[4,3]
        %a = reduce_sum(%x) {axes=[1, 3]} %b = reduce_mean(%x) {axes=[0], keepdims=true}
        %c = reduce_max(%x) {axes=[]} %d = argmax(%x) {axis=2} %e = argmax(%i) {axis=0, keepdims=true}

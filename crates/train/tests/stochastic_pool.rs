@@ -50,3 +50,60 @@ fn jit_draws_what_the_interpreter_draws() {
         }
     }
 }
+
+/// A zoo LeNet-5 with stochastic pooling: the training step carries the counter `rng.step`
+/// (0, 1, 2, ...), so each step draws anew; the JIT step equals the interpreter's (which
+/// evaluates the same expansion); the inference form has neither the op nor the counter.
+#[test]
+fn lenet_with_stochastic_pooling_carries_its_counter() {
+    use sinter_autodiff::{
+        Init, Interpret, Optimizer, RNG_STEP, Schedule, TrainConfig, Trainer, inference_graph,
+        init_params, training_graph,
+    };
+    use sinter_models::{LeNetConfig, Pooling, lenet};
+    use sinter_runtime::Jit;
+    let cfg = LeNetConfig {
+        pool: Pooling::Stochastic { seed: 1 },
+        batch: 4,
+        ..LeNetConfig::small()
+    };
+    let g = lenet(&cfg).unwrap();
+    let loss = g.find("loss").unwrap();
+    let tg = training_graph(&g, loss, &TrainConfig::new(Optimizer::adam())).unwrap();
+    assert!(
+        tg.state
+            .iter()
+            .any(|(n, t)| n == RNG_STEP && t.as_i64() == Some(&[0][..]))
+    );
+    assert!(!tg.data.iter().any(|n| n == RNG_STEP), "{:?}", tg.data);
+    let inf = inference_graph(&g).unwrap();
+    assert!(inf.find(RNG_STEP).is_none());
+    let params = init_params(&g, Init::HeUniform, 5);
+    let schedule = Schedule::Constant(1e-3);
+    let mut jit = Trainer::new(
+        Jit::new(Default::default()),
+        tg.clone(),
+        params.clone(),
+        schedule.clone(),
+    )
+    .unwrap();
+    let mut int = Trainer::new(Interpret(sinter_interp::run), tg, params, schedule).unwrap();
+    let xs: Vec<f32> = (0..4 * 16 * 16).map(|i| (i % 13) as f32 / 13.0).collect();
+    let batch = HashMap::from([
+        ("x".to_string(), Tensor::from_f32(&[4, 1, 16, 16], xs)),
+        (
+            "labels".to_string(),
+            Tensor::from_i64(&[4], vec![0, 3, 7, 9]),
+        ),
+    ]);
+    for step in 1..=3i64 {
+        let (a, b) = (jit.step(&batch).unwrap(), int.step(&batch).unwrap());
+        assert!(
+            (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+            "step {step}: {a} vs {b}"
+        );
+        for s in [jit.state(), int.state()] {
+            assert_eq!(s[RNG_STEP].as_i64(), Some(&[step][..]));
+        }
+    }
+}
