@@ -104,6 +104,12 @@ const CASES: &[&str] = &[
        %o = one_hot(%i) {depth=3}
        %s = scatter_add(%i, %u) {axis=1, extent=3}
        output %g, %o, %s }",
+    "graph @convs3 { input %x: f32[3,2,7,6]  input %w: f32[4,2,3,3]  input %b: f32[4]  input %s: f32[4,1,1]  input %t: f32[3,4,4,5]  input %v: f32[5,2,2,3]
+       %y = conv2d(%x, %w, %b) {stride=[2, 1], pad=[1, 0, 2, 1]}  %yr = relu(%y)
+       %z = conv2d(%x, %w) {dilation=[2, 1], pad=[2, 2, 1, 1]}  %zp = prelu(%z, %s)
+       %u = conv2d(%x, %w, %b) {stride=[2, 1], pad=[1, 0, 2, 1]}  %up = prelu(%u, %t)
+       %e = conv2d(%x, %v) {stride=[3, 2]}
+       output %yr, %zp, %up, %e }",
     "graph @epilogue { input %x: f32[2,6,7,5]  input %w: f32[4,3,3,2]  input %b: f32[4]  input %m: f32[5,7]  input %n: f32[7,3]  input %c: f32[3]  input %r: f32[5,1]  input %a: f32[2,5,7]  input %k: f32[7,5]
        %y = conv2d(%x, %w, %b) {stride=[2, 1], pad=[1, 1, 0, 2], groups=2}  %yr = relu(%y)
        %g = gemm(%m, %n, %c)  %gr = relu(%g)
@@ -192,6 +198,7 @@ fn every_op_has_a_case() {
 fn tol(g: &sinter_ir::Graph) -> f32 {
     if [
         "linear",
+        "convs3",
         "conv",
         "convpad",
         "conv1x1",
