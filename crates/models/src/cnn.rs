@@ -183,6 +183,10 @@ pub struct VggConfig {
     pub fc: usize,
     /// Classes.
     pub classes: usize,
+    /// The five pooling layers (2x2, stride 2).
+    pub pool: Pooling,
+    /// Training or inference form (matters for stochastic pooling only).
+    pub mode: Mode,
 }
 
 impl VggConfig {
@@ -194,6 +198,8 @@ impl VggConfig {
             width: 1.0 / 16.0,
             fc: 32,
             classes: 10,
+            pool: Pooling::Max,
+            mode: Mode::Train,
         }
     }
 
@@ -205,13 +211,21 @@ impl VggConfig {
             width: 1.0,
             fc: 4096,
             classes: 1000,
+            pool: Pooling::Max,
+            mode: Mode::Train,
         }
     }
 }
 
 /// The VGG-16 of `cfg`: outputs `loss` and `logits`.
 pub fn vgg(cfg: &VggConfig) -> Result<Graph, BuildError> {
-    let mut n = Net::new("vgg16", Mode::Train);
+    if cfg.size == 0 || !cfg.size.is_multiple_of(32) {
+        return Err(BuildError::Config(format!(
+            "VGG-16's input size must be a positive multiple of 32 (five 2x2 pools), got {}",
+            cfg.size
+        )));
+    }
+    let mut n = Net::new("vgg16", cfg.mode);
     let (x, labels) = image_inputs(&mut n, cfg.batch, 3, cfg.size)?;
     let mut h = x;
     for (stage, (base, convs)) in [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
@@ -223,7 +237,7 @@ pub fn vgg(cfg: &VggConfig) -> Result<Graph, BuildError> {
             let z = n.conv(&name, h, scale(base, cfg.width), 3, 1, 1, true, false)?;
             h = n.relu(z)?;
         }
-        h = n.max_pool(h, 2, 2, [0; 4])?;
+        h = n.pool(cfg.pool, h, 2)?;
     }
     h = n.flatten(h)?;
     for name in ["fc6", "fc7"] {
