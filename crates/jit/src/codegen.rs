@@ -365,7 +365,19 @@ impl<'b> Emitter<'_, 'b> {
                 let cv = self.expr(c);
                 let x = self.expr(a);
                 let y = self.expr(d);
-                self.b.ins().select(cv, x, y)
+                if self.k.ty(a) == Ty::F32 {
+                    // Cranelift lowers an f32 `select` on x64 to a branch around a move, which
+                    // mispredicts when the condition is data (which tap of a pooling window
+                    // wins); through i32 it is a `cmov`.
+                    let bits = |b: &mut FunctionBuilder<'_>, v| {
+                        b.ins().bitcast(types::I32, MemFlagsData::new(), v)
+                    };
+                    let (xi, yi) = (bits(self.b, x), bits(self.b, y));
+                    let r = self.b.ins().select(cv, xi, yi);
+                    self.b.ins().bitcast(types::F32, MemFlagsData::new(), r)
+                } else {
+                    self.b.ins().select(cv, x, y)
+                }
             }
         }
     }

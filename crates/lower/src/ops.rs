@@ -1749,6 +1749,56 @@ fn col2im(
     })
 }
 
+/// `max_pool2d_grad` when the windows are disjoint (stride = kernel), unpadded and inside the
+/// image (LeNet's and VGG's 2x2/2 pools): every input element belongs to at most one window,
+/// so each is written once, `0.0 + dy` at its window's first maximum and `0.0` elsewhere
+/// (exactly what accumulating into zeros gives, `-0.0` included), with the window's taps
+/// unrolled and the winner kept by selects. Rows and columns no window covers (`h` not a
+/// multiple of the kernel) are zeroed first.
+fn max_pool_grad_disjoint(
+    k: &mut Kernel,
+    (x, xd): (Buf, [usize; 4]),
+    (dy, od): (Buf, [usize; 4]),
+    o: Buf,
+    [kh, kw]: [usize; 2],
+) {
+    let [_, _, h, w] = xd;
+    let [_, _, oh, ow] = od;
+    if oh * kh != h || ow * kw != w {
+        fill(k, o, xd.iter().product(), Expr::F(0.0));
+    }
+    let s = nest(k, &od[..3], "o", |k, idx| {
+        let (b, ch, oy) = (idx[0].clone(), idx[1].clone(), idx[2].clone());
+        let xrow = idx4(xd, [b.clone(), ch.clone(), oy.clone() * c(kh), Expr::I(0)]);
+        let dyrow = idx4(od, [b, ch, oy, Expr::I(0)]);
+        vec![for_(k, "ox", ow, |k, ox| {
+            let at = |t: usize| xrow.clone() + ox.clone() * c(kw) + c((t / kw) * w + t % kw);
+            let g = k.var("g", Ty::F32);
+            let best = k.var("best", Ty::I64);
+            let bv = k.var("bv", Ty::F32);
+            let mut s = vec![
+                Stmt::Set(g, Expr::F(0.0) + load(dy, dyrow.clone() + ox.clone())),
+                Stmt::Set(best, Expr::I(0)),
+                Stmt::Set(bv, load(x, at(0))),
+            ];
+            for t in 1..kh * kw {
+                let v = k.var("v", Ty::F32);
+                let beats = un(UnOp::Not, un(UnOp::IsNan, Expr::v(bv)))
+                    .and(un(UnOp::IsNan, Expr::v(v)).or(Expr::v(v).gt(Expr::v(bv))));
+                s.push(Stmt::Set(v, load(x, at(t))));
+                s.push(Stmt::Set(best, select(beats.clone(), c(t), Expr::v(best))));
+                s.push(Stmt::Set(bv, select(beats, Expr::v(v), Expr::v(bv))));
+            }
+            for t in 0..kh * kw {
+                let win = bin(BinOp::Eq, Expr::v(best), c(t));
+                s.push(Stmt::Store(o, at(t), select(win, Expr::v(g), Expr::F(0.0))));
+            }
+            s
+        })]
+    });
+    k.body.extend(s);
+}
+
 /// Number of window positions along an axis inside the padded input (count_include_pad).
 fn padded_count(o: Expr, kernel: i64, a: Axis, extent: usize) -> Expr {
     let lim = Expr::I(extent as i64 + a.before + a.after) - o * Expr::I(a.stride);
@@ -1886,12 +1936,17 @@ fn lower_pool_grad(
     let od = dims4(ins[1])?;
     let [_, _, h, w] = xd;
     let (x, dy) = (ib[0], ib[1]);
-    fill(k, o, ins[0].numel(), Expr::F(0.0));
     let kk = [kernel[0] as usize, kernel[1] as usize];
     let all_inside = (0..2).all(|a| {
         let (ax, extent, outs) = (ax[a], xd[2 + a] as i64, od[2 + a] as i64);
         ax.before == 0 && (outs - 1) * ax.stride + kernel[a] - 1 < extent
     });
+    let disjoint = (0..2).all(|a| ax[a].stride == kernel[a] && ax[a].dilation == 1);
+    if avg.is_none() && all_inside && disjoint && kk[0] * kk[1] <= 16 {
+        max_pool_grad_disjoint(k, (x, xd), (dy, od), o, kk);
+        return Ok(());
+    }
+    fill(k, o, ins[0].numel(), Expr::F(0.0));
     let s = nest(k, &od, "o", |k, idx| {
         let g = k.var("g", Ty::F32);
         let (b, ch, oy, ox) = (

@@ -523,6 +523,50 @@ fn max_pool_nan_and_signed_zero() {
     }
 }
 
+/// max_pool2d_grad on disjoint windows (stride = kernel: each element written once, winner by
+/// selects) and on overlapping or padded ones (accumulated) equals the interpreter bit for bit,
+/// with ties, NaN and both zeros in `x` and `-0.0` in `dy`, in the normal and the bounds-checked
+/// mode; a 7x5 input leaves its last row and column outside every 2x2 window (zeroed).
+#[test]
+fn max_pool_grad_ties_nan_and_zeros_are_exact() {
+    let cases = [
+        ("[1,2,6,9]", "[1,2,3,3]", "kernel=[2, 3], stride=[2, 3]"),
+        ("[2,3,7,5]", "[2,3,3,2]", "kernel=[2, 2], stride=[2, 2]"),
+        (
+            "[2,3,7,5]",
+            "[2,3,4,3]",
+            "kernel=[2, 2], stride=[2, 2], pad=[1, 1, 0, 0]",
+        ),
+        ("[1,2,6,9]", "[1,2,5,8]", "kernel=[2, 2], stride=[1, 1]"),
+    ];
+    for (xs, ds, attrs) in cases {
+        let src = format!(
+            "graph @g {{ input %x: f32{xs}  input %dy: f32{ds}
+               %m = max_pool2d_grad(%x, %dy) {{{attrs}}}  output %m }}"
+        );
+        let g = sinter_ir::parse(&src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+        let ty = |v: &str| g.ty(g.find(v).unwrap()).clone();
+        let pick = [1.0, 0.0, -0.0, -1.0, f32::NAN, 1.0, 2.0];
+        let x: Vec<f32> = (0..ty("x").numel())
+            .map(|i| pick[(i * 5 + i / 7) % 7])
+            .collect();
+        let dy: Vec<f32> = (0..ty("dy").numel())
+            .map(|i| if i % 4 == 0 { -0.0 } else { i as f32 - 3.5 })
+            .collect();
+        let inputs = HashMap::from([
+            ("x".to_string(), Tensor::from_f32(&ty("x").shape, x)),
+            ("dy".to_string(), Tensor::from_f32(&ty("dy").shape, dy)),
+        ]);
+        let want = sinter_interp::run(&g, &inputs).unwrap();
+        let bits =
+            |t: &Tensor| -> Vec<u32> { t.as_f32().unwrap().iter().map(|x| x.to_bits()).collect() };
+        for opts in [CompileOptions::default(), CompileOptions::checked()] {
+            let got = Compiled::new(&g, opts).unwrap().run(&inputs).unwrap();
+            assert_eq!(bits(&want[0].1), bits(&got[0].1), "{attrs} on {xs}");
+        }
+    }
+}
+
 /// The rows-vectorised reductions and softmax, the stride-2 pools and the average pools by
 /// rows reproduce the interpreter bit for bit (NaN as a class), with NaN, -0 and +0 in the
 /// data, in the normal and the bounds-checked mode.
