@@ -13,7 +13,9 @@ use cranelift_codegen::ir::{
     AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Type, Value, types,
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
-use sinter_lower::loops::{Activation, BinOp, Buf, Expr, GemmCall, Kernel, MatArg, Stmt, Ty, UnOp};
+use sinter_lower::loops::{
+    Activation, BinOp, Buf, Expr, GemmCall, Kernel, MatArg, Stmt, Ty, UnOp, Var,
+};
 use std::collections::HashMap;
 
 /// Cranelift type of a loop-IR scalar type (`bool` is a byte holding 0 or 1).
@@ -35,6 +37,87 @@ pub(crate) struct Emitter<'a, 'b> {
     /// Imported Rust functions, declared in this function on first use.
     pub(crate) externs: &'a mut dyn FnMut(Extern, &mut FunctionBuilder<'b>) -> FuncRef,
     pub(crate) extern_refs: HashMap<Extern, FuncRef>,
+    /// Integer index arithmetic computed before the loops that enclose it, innermost last
+    /// (see [`Emitter::hoist_invariants`]): `expr` returns these values instead of
+    /// recomputing them on every iteration.
+    pub(crate) hoisted: Vec<(Expr, Value)>,
+}
+
+/// Adds to `out` every variable `body` assigns (by `Set` or as a loop counter), at any depth.
+fn assigned_in(body: &[Stmt], out: &mut Vec<Var>) {
+    for s in body {
+        match s {
+            Stmt::For { var, body, .. } => {
+                out.push(*var);
+                assigned_in(body, out);
+            }
+            Stmt::Set(v, _) => out.push(*v),
+            Stmt::If(_, a, b) => {
+                assigned_in(a, out);
+                assigned_in(b, out);
+            }
+            Stmt::Store(..) | Stmt::Gemm(_) | Stmt::Check(..) => {}
+        }
+    }
+}
+
+/// Whether `e` is i64 arithmetic (`+`, `-`, `*`, negation) on constants and variables none of
+/// which is in `assigned`: a value that cannot change while the loop runs, and whose
+/// evaluation cannot trap (no division), so computing it early is safe even when the body
+/// would evaluate it only under a condition.
+fn invariant(k: &Kernel, e: &Expr, assigned: &[Var]) -> bool {
+    match e {
+        Expr::Var(v) => k.vars[v.0 as usize].1 == Ty::I64 && !assigned.contains(v),
+        Expr::I(_) => true,
+        Expr::Bin(BinOp::Add | BinOp::Sub | BinOp::Mul, a, b) => {
+            k.ty(a) == Ty::I64 && invariant(k, a, assigned) && invariant(k, b, assigned)
+        }
+        Expr::Un(UnOp::Neg, a) => k.ty(a) == Ty::I64 && invariant(k, a, assigned),
+        _ => false,
+    }
+}
+
+/// Adds to `out` the largest invariant subexpressions of `e` that are worth a variable (an
+/// operation, not a bare constant or variable).
+fn invariant_parts(k: &Kernel, e: &Expr, assigned: &[Var], out: &mut Vec<Expr>) {
+    if matches!(e, Expr::Bin(..) | Expr::Un(..)) && invariant(k, e, assigned) {
+        if !out.contains(e) {
+            out.push(e.clone());
+        }
+        return;
+    }
+    match e {
+        Expr::Var(_) | Expr::I(_) | Expr::F(_) | Expr::B(_) => {}
+        Expr::Load(_, i) | Expr::Un(_, i) => invariant_parts(k, i, assigned, out),
+        Expr::Bin(_, a, b) => {
+            invariant_parts(k, a, assigned, out);
+            invariant_parts(k, b, assigned, out);
+        }
+        Expr::Select(c, a, b) => {
+            invariant_parts(k, c, assigned, out);
+            invariant_parts(k, a, assigned, out);
+            invariant_parts(k, b, assigned, out);
+        }
+    }
+}
+
+fn invariant_parts_stmts(k: &Kernel, body: &[Stmt], assigned: &[Var], out: &mut Vec<Expr>) {
+    for s in body {
+        match s {
+            Stmt::For { body, .. } => invariant_parts_stmts(k, body, assigned, out),
+            Stmt::Set(_, e) | Stmt::Check(e, _) => invariant_parts(k, e, assigned, out),
+            Stmt::Store(_, i, e) => {
+                invariant_parts(k, i, assigned, out);
+                invariant_parts(k, e, assigned, out);
+            }
+            Stmt::If(c, a, b) => {
+                invariant_parts(k, c, assigned, out);
+                invariant_parts_stmts(k, a, assigned, out);
+                invariant_parts_stmts(k, b, assigned, out);
+            }
+            Stmt::Gemm(_) => {}
+        }
+    }
 }
 
 impl<'b> Emitter<'_, 'b> {
@@ -44,6 +127,25 @@ impl<'b> Emitter<'_, 'b> {
         self.stmts(&body);
         let zero = self.b.ins().iconst(types::I32, 0);
         self.b.ins().return_(&[zero]);
+    }
+
+    /// Loop-invariant code motion for index arithmetic, which Cranelift 0.135 does not do
+    /// here: the largest subexpressions of the loop's body that are integer arithmetic on
+    /// variables the loop never assigns (`((b * C + c) * H + iy) * W` of `... + ox`) are
+    /// computed once, before the loop over `lv`, and reused by every iteration (and by the
+    /// loops inside, which hoist further parts of their own).
+    fn hoist_invariants(&mut self, lv: Var, body: &[Stmt]) {
+        if body.len() == 1 && matches!(body[0], Stmt::Gemm(_)) {
+            return;
+        }
+        let mut assigned = vec![lv];
+        assigned_in(body, &mut assigned);
+        let mut parts = Vec::new();
+        invariant_parts_stmts(self.k, body, &assigned, &mut parts);
+        for e in parts {
+            let v = self.expr(&e);
+            self.hoisted.push((e, v));
+        }
     }
 
     pub(crate) fn stmts(&mut self, body: &[Stmt]) {
@@ -74,6 +176,8 @@ impl<'b> Emitter<'_, 'b> {
                         body: inner.clone(),
                     });
                 }
+                let mark = self.hoisted.len();
+                self.hoist_invariants(*var, body);
                 let mut start = 0;
                 if *extent >= 4 && crate::vector::vectorizable(self.k, *var, body) {
                     start = extent / 4 * 4;
@@ -85,6 +189,7 @@ impl<'b> Emitter<'_, 'b> {
                     self.rows_loop(*var, start, body, split);
                 }
                 self.scalar_loop(*var, start, *extent, body);
+                self.hoisted.truncate(mark);
             }
             Stmt::Set(var, e) => {
                 let x = self.expr(e);
@@ -340,6 +445,11 @@ impl<'b> Emitter<'_, 'b> {
     }
 
     pub(crate) fn expr(&mut self, e: &Expr) -> Value {
+        if matches!(e, Expr::Bin(..) | Expr::Un(..))
+            && let Some((_, v)) = self.hoisted.iter().rev().find(|(x, _)| x == e)
+        {
+            return *v;
+        }
         match e {
             Expr::Var(v) => self.b.use_var(self.vars[v.0 as usize]),
             Expr::I(i) => self.b.ins().iconst(types::I64, *i),

@@ -192,6 +192,7 @@ pub fn compile(kernels: &[Kernel], opts: Options, keep_clif: bool) -> Result<Mod
             bounds_checks: opts.bounds_checks,
             externs: &mut declare,
             extern_refs: HashMap::new(),
+            hoisted: Vec::new(),
         };
         em.emit_kernel();
         b.seal_all_blocks();
