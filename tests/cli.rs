@@ -252,6 +252,15 @@ fn zoo_lists_models_and_prints_one() {
             .unwrap_or_else(|| panic!("no {name} in\n{list}"));
         assert!(line.contains(params), "{line}");
     }
+    // One column per field, however long the names (`lenet5-stochastic`).
+    let col = list.lines().next().unwrap().find("description").unwrap();
+    for l in list.lines().skip(1) {
+        let b = l.as_bytes();
+        assert!(
+            b[col - 2] == b' ' && b[col - 1] == b' ' && b[col] != b' ',
+            "{list}"
+        );
+    }
     let out = sinter(&["zoo", "mlp"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let g = sinter::ir::parse(&text(&out.stdout)).unwrap();

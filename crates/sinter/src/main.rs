@@ -338,11 +338,13 @@ fn run(cli: Cli) -> Result<(), String> {
                     print!("{}", sinter::ir::print(&g));
                 }
                 None => {
-                    println!("{:<14} {:>12}  description", "model", "parameters");
-                    for e in sinter_models::zoo() {
+                    let zoo = sinter_models::zoo();
+                    let w = zoo.iter().map(|e| e.name.len()).max().unwrap_or(5);
+                    println!("{:<w$} {:>12}  description", "model", "parameters");
+                    for e in zoo {
                         let g = (e.build)(preset).map_err(|err| format!("{}: {err}", e.name))?;
                         let n = sinter_models::param_count(&g);
-                        println!("{:<14} {n:>12}  {}", e.name, e.description);
+                        println!("{:<w$} {n:>12}  {}", e.name, e.description);
                     }
                 }
             }
