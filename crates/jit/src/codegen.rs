@@ -40,7 +40,7 @@ pub(crate) struct Emitter<'a, 'b> {
     /// Integer index arithmetic computed before the loops that enclose it, innermost last
     /// (see [`Emitter::hoist_invariants`]): `expr` returns these values instead of
     /// recomputing them on every iteration.
-    pub(crate) hoisted: Vec<(Expr, Value)>,
+    pub(crate) hoisted: Vec<(Expr, cranelift_codegen::ir::StackSlot)>,
 }
 
 /// Adds to `out` every variable `body` assigns (by `Set` or as a loop counter), at any depth.
@@ -144,7 +144,18 @@ impl<'b> Emitter<'_, 'b> {
         invariant_parts_stmts(self.k, body, &assigned, &mut parts);
         for e in parts {
             let v = self.expr(&e);
-            self.hoisted.push((e, v));
+            // Through a stack slot: a plain value (or a variable) would be placed back at
+            // its uses, inside the loop, by Cranelift's mid-end when it involves constants
+            // (wasmtime issue #7283); a load from the slot stays a load.
+            let slot = self
+                .b
+                .create_sized_stack_slot(cranelift_codegen::ir::StackSlotData::new(
+                    cranelift_codegen::ir::StackSlotKind::ExplicitSlot,
+                    8,
+                    3,
+                ));
+            self.b.ins().stack_store(types::I64, v, slot, 0);
+            self.hoisted.push((e, slot));
         }
     }
 
@@ -446,9 +457,9 @@ impl<'b> Emitter<'_, 'b> {
 
     pub(crate) fn expr(&mut self, e: &Expr) -> Value {
         if matches!(e, Expr::Bin(..) | Expr::Un(..))
-            && let Some((_, v)) = self.hoisted.iter().rev().find(|(x, _)| x == e)
+            && let Some(&(_, slot)) = self.hoisted.iter().rev().find(|(x, _)| x == e)
         {
-            return *v;
+            return self.b.ins().stack_load(types::I64, types::I64, slot, 0);
         }
         match e {
             Expr::Var(v) => self.b.use_var(self.vars[v.0 as usize]),
