@@ -38,6 +38,18 @@ impl Emit<'_> {
         Ok(self.g.add_op(&[&name], op, ins)?[0])
     }
 
+    fn reshape(&mut self, suffix: &str, x: Value, shape: &[usize]) -> R<Value> {
+        let shape = shape.iter().map(|&d| d as i64).collect();
+        self.op(suffix, Op::Reshape { shape }, &[x])
+    }
+
+    /// Swaps axes 3 and 4 of a rank-6 value: `[N,C,oH,k,oW,k]` <-> `[N,C,oH,oW,k,k]`, the
+    /// window gathering's transposition and its own inverse.
+    fn swap_window_axes(&mut self, suffix: &str, x: Value) -> R<Value> {
+        let perm = vec![0, 1, 2, 4, 3, 5];
+        self.op(suffix, Op::Transpose { perm }, &[x])
+    }
+
     fn scalar(&mut self, suffix: &str, v: f32) -> R<Value> {
         let name = format!("{}.{suffix}", self.name);
         self.g.add_const(&name, Tensor::scalar(v))
@@ -59,28 +71,9 @@ impl Emit<'_> {
             ));
         }
         let (oh, ow, kk) = (h / k, w / k, k * k);
-        let dims = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<i64>>();
-        let r = self.op(
-            "rows",
-            Op::Reshape {
-                shape: dims(&[n, c, oh, k, ow, k]),
-            },
-            &[x],
-        )?;
-        let t = self.op(
-            "cols",
-            Op::Transpose {
-                perm: vec![0, 1, 2, 4, 3, 5],
-            },
-            &[r],
-        )?;
-        let win = self.op(
-            "win",
-            Op::Reshape {
-                shape: dims(&[n, c, oh, ow, kk]),
-            },
-            &[t],
-        )?;
+        let r = self.reshape("rows", x, &[n, c, oh, k, ow, k])?;
+        let t = self.swap_window_axes("cols", r)?;
+        let win = self.reshape("win", t, &[n, c, oh, ow, kk])?;
         let sum = self.op(
             "sum",
             Op::ReduceSum {
@@ -156,30 +149,10 @@ pub fn stochastic_pool_scatter(g: &mut Graph, name: &str, wins: Value, k: usize)
             "expected windows of rank 5",
         ));
     };
-    let dims = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<i64>>();
     let mut e = Emit { g, name };
-    let r = e.op(
-        "split",
-        Op::Reshape {
-            shape: dims(&[n, c, oh, ow, k, k]),
-        },
-        &[wins],
-    )?;
-    // The window gathering's transposition swaps axes 3 and 4: its own inverse.
-    let t = e.op(
-        "rows",
-        Op::Transpose {
-            perm: vec![0, 1, 2, 4, 3, 5],
-        },
-        &[r],
-    )?;
-    e.op(
-        "nchw",
-        Op::Reshape {
-            shape: dims(&[n, c, oh * k, ow * k]),
-        },
-        &[t],
-    )
+    let r = e.reshape("split", wins, &[n, c, oh, ow, k, k])?;
+    let t = e.swap_window_axes("rows", r)?;
+    e.reshape("nchw", t, &[n, c, oh * k, ow * k])
 }
 
 /// The training form of `stochastic_pool2d` on `x` (`counter`: its optional i64 counter),

@@ -232,6 +232,14 @@ fn tap(o: Expr, k: Expr, a: Axis) -> Expr {
     o * Expr::I(a.stride) + k * Expr::I(a.dilation) - Expr::I(a.before)
 }
 
+/// Whether `v` takes over from the running maximum `bv` (f32) in a first-maximum scan, as
+/// the interpreter's `argmax` and max pooling decide: NaN beats every number and nothing
+/// beats NaN; otherwise strictly greater (so ties keep the first).
+fn beats(v: Var, bv: Var) -> Expr {
+    un(UnOp::Not, un(UnOp::IsNan, Expr::v(bv)))
+        .and(un(UnOp::IsNan, Expr::v(v)).or(Expr::v(v).gt(Expr::v(bv))))
+}
+
 /// A kernel whose buffers are `ins` then `outs`, named after the op.
 fn start(
     name: &str,
@@ -739,8 +747,7 @@ pub fn lower_op(
                     let j = j + Expr::I(1);
                     let a = k.var("a", ty);
                     let beats = if is_f {
-                        un(UnOp::Not, un(UnOp::IsNan, Expr::v(bv)))
-                            .and(un(UnOp::IsNan, Expr::v(a)).or(Expr::v(a).gt(Expr::v(bv))))
+                        beats(a, bv)
                     } else {
                         Expr::v(a).gt(Expr::v(bv))
                     };
@@ -1783,8 +1790,7 @@ fn max_pool_grad_disjoint(
             ];
             for t in 1..kh * kw {
                 let v = k.var("v", Ty::F32);
-                let beats = un(UnOp::Not, un(UnOp::IsNan, Expr::v(bv)))
-                    .and(un(UnOp::IsNan, Expr::v(v)).or(Expr::v(v).gt(Expr::v(bv))));
+                let beats = beats(v, bv);
                 s.push(Stmt::Set(v, load(x, at(t))));
                 s.push(Stmt::Set(best, select(beats.clone(), c(t), Expr::v(best))));
                 s.push(Stmt::Set(bv, select(beats, Expr::v(v), Expr::v(bv))));
@@ -1983,8 +1989,7 @@ fn lower_pool_grad(
                 let bv = k.var("bv", Ty::F32);
                 let scan = nest(k, &kk, "r", |k, r| {
                     let v = k.var("v", Ty::F32);
-                    let beats = un(UnOp::Not, un(UnOp::IsNan, Expr::v(bv)))
-                        .and(un(UnOp::IsNan, Expr::v(v)).or(Expr::v(v).gt(Expr::v(bv))));
+                    let beats = beats(v, bv);
                     // Selects, not a branch: which tap wins is data, and mispredicted.
                     let mut s = taps(r);
                     s.push(Stmt::Set(v, load(x, at.clone())));
@@ -2006,8 +2011,7 @@ fn lower_pool_grad(
                 let bv = k.var("bv", Ty::F32);
                 let scan = nest(k, &kk, "r", |k, r| {
                     let v = k.var("v", Ty::F32);
-                    let beats = un(UnOp::Not, un(UnOp::IsNan, Expr::v(bv)))
-                        .and(un(UnOp::IsNan, Expr::v(v)).or(Expr::v(v).gt(Expr::v(bv))));
+                    let beats = beats(v, bv);
                     let take = vec![Stmt::Set(best, at.clone()), Stmt::Set(bv, Expr::v(v))];
                     let mut s = taps(r);
                     s.push(Stmt::If(
