@@ -23,6 +23,7 @@ use crate::kernels::{DirectTileFn, TileFn, direct_tile_fn, tile_fn, tile_partial
 use crate::layout::{KC, MC, MR, NC, NR, packed_a_len, packed_b_len};
 use crate::pack::{pack_a, pack_b};
 use crate::packed_b::PackedB;
+use crate::skinny;
 
 /// Up to this many columns of C (per `NC` block), a row-major A is read unpacked by the kernels
 /// that can: each element of A is then used only `2 * n` FLOPs' worth, so packing it would
@@ -38,7 +39,7 @@ pub(crate) struct MatRef {
 }
 
 impl MatRef {
-    fn at(self, i: usize, j: usize) -> *const f32 {
+    pub(crate) fn at(self, i: usize, j: usize) -> *const f32 {
         self.ptr
             .wrapping_offset(i as isize * self.rs + j as isize * self.cs)
     }
@@ -60,7 +61,7 @@ pub(crate) struct MatMut {
 }
 
 impl MatMut {
-    fn at(self, i: usize, j: usize) -> *mut f32 {
+    pub(crate) fn at(self, i: usize, j: usize) -> *mut f32 {
         self.ptr
             .wrapping_offset(i as isize * self.rs + j as isize * self.cs)
     }
@@ -185,7 +186,7 @@ impl Epi {
         act: Act::None,
     };
 
-    fn is_none(self) -> bool {
+    pub(crate) fn is_none(self) -> bool {
         self.bias.is_null() && self.act == Act::None
     }
 
@@ -219,7 +220,7 @@ impl Epi {
     /// # Safety
     /// The block's elements must be valid for reading and writing, and the bias and slope
     /// elements of its rows and columns readable.
-    unsafe fn apply(self, rows: usize, cols: usize, c: MatMut, i0: usize, j0: usize) {
+    pub(crate) unsafe fn apply(self, rows: usize, cols: usize, c: MatMut, i0: usize, j0: usize) {
         let e = self.shifted(i0, j0);
         // One loop per activation, so the element loop carries no loop-invariant branch.
         // SAFETY (each arm): forwarded contract.
@@ -717,6 +718,50 @@ pub(crate) unsafe fn gemm_split(
     epi: Epi,
     Split { shares: t, rows }: Split,
 ) {
+    if let BSrc::Strided(bm) = b
+        && skinny::applies(m, k, alpha, bm)
+    {
+        // Decided on the whole problem's m, so every share takes the same path; the shares
+        // are ranges of columns (a row split would leave nothing to share).
+        let t = t.clamp(1, n.div_ceil(NR));
+        let job = |q: usize| {
+            let lo = (n.div_ceil(NR) * q / t * NR).min(n);
+            let hi = (n.div_ceil(NR) * (q + 1) / t * NR).min(n);
+            let (bq, cq) = (
+                MatRef {
+                    ptr: bm.at(0, lo),
+                    ..bm
+                },
+                MatMut {
+                    ptr: c.at(0, lo),
+                    ..c
+                },
+            );
+            // SAFETY: columns lo..hi of B and C are this share's, disjoint from the others';
+            // the caller's contract covers the operands.
+            unsafe {
+                skinny::gemm_skinny(
+                    isa,
+                    m,
+                    hi - lo,
+                    k,
+                    alpha,
+                    a,
+                    bq,
+                    beta,
+                    cq,
+                    epi.shifted(0, lo),
+                )
+            };
+        };
+        if t == 1 {
+            job(0);
+        } else {
+            let job = SyncFn(job);
+            crate::pool::run(t, |q| job.call(q));
+        }
+        return;
+    }
     if t <= 1 {
         // SAFETY: forwarded.
         unsafe { gemm_serial(isa, m, n, k, alpha, a, b, beta, c, epi) };
@@ -791,6 +836,20 @@ impl<F: Fn(usize) -> Job> SyncJobs<F> {
         (self.0)(q)
     }
 }
+
+/// A share closure of the skinny path, shareable across the pool's threads.
+struct SyncFn<F>(F);
+
+impl<F: Fn(usize)> SyncFn<F> {
+    /// Runs share `q`.
+    fn call(&self, q: usize) {
+        (self.0)(q)
+    }
+}
+
+// SAFETY: the closure captures raw pointers and scalars only; each share writes its own
+// columns of C (see `gemm_split`), and the pool returns only after every share has finished.
+unsafe impl<F> Sync for SyncFn<F> {}
 
 // SAFETY: the closure only copies raw pointers and scalars into a new `Job` (it reads no
 // memory through them); what the jobs then do is covered by `unsafe impl Send for Job`.

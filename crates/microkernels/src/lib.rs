@@ -55,6 +55,7 @@ pub mod layout;
 mod pack;
 mod packed_b;
 mod pool;
+mod skinny;
 
 pub use driver::{
     Activation, Bias, Epilogue, sgemm, sgemm_epilogue_with_isa, sgemm_packed_b,

@@ -112,23 +112,41 @@ pub(crate) unsafe fn pack_b(
     csb: isize,
     dst: *mut f32,
 ) {
+    if csb == 1 {
+        // Row by row: each row of the block is read once, in order (a stream the prefetcher
+        // follows), and scattered to the panels, which stay in cache. Panel by panel instead,
+        // every panel would revisit all `kc` rows of B, `kc` streams at once: with B an im2col
+        // matrix far larger than the caches, that made this copy a third of a convolution.
+        let full = nc / NR * NR;
+        for p in 0..kc {
+            let row = b.wrapping_offset(p as isize * rsb);
+            for jr in (0..full).step_by(NR) {
+                // SAFETY: columns jr .. jr + NR of row p are elements of the block (jr + NR <=
+                // nc); the panel row at jr*kc + p*NR holds NR floats inside dst. A fixed-size
+                // copy compiles to vector moves (a variable one was a libc call per row).
+                unsafe {
+                    let v = (row.add(jr) as *const [f32; NR]).read_unaligned();
+                    (dst.add(jr * kc + p * NR) as *mut [f32; NR]).write_unaligned(v);
+                }
+            }
+            if full < nc {
+                let cols = nc - full;
+                let d = dst.wrapping_add(full * kc + p * NR);
+                // SAFETY: columns full .. nc of row p are elements of the block; the last
+                // panel's row p has NR floats in dst; distinct allocations.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(row.add(full), d, cols);
+                    std::ptr::write_bytes(d.add(cols), 0, NR - cols);
+                }
+            }
+        }
+        return;
+    }
     for jr in (0..nc).step_by(NR) {
         let cols = NR.min(nc - jr);
         let panel = dst.wrapping_add(jr * kc);
         let src = b.wrapping_offset(jr as isize * csb);
         let at = |p: usize, j: usize| src.wrapping_offset(p as isize * rsb + j as isize * csb);
-        if csb == 1 {
-            for p in 0..kc {
-                // SAFETY: columns j < cols of row p are elements of the block; the panel row
-                // p*NR .. p*NR + NR is inside the panel; source and destination are distinct
-                // allocations (dst is our buffer).
-                unsafe {
-                    std::ptr::copy_nonoverlapping(at(p, 0), panel.add(p * NR), cols);
-                    std::ptr::write_bytes(panel.add(p * NR + cols), 0, NR - cols);
-                }
-            }
-            continue;
-        }
         let mut p0 = 0;
         if rsb == 1 && cols == NR && transpose_ok(isa) {
             while p0 + 8 <= kc {

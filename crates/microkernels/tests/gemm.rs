@@ -154,6 +154,8 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (45, 1, 2),
     (150, 40, 9), // m > MC
     (4, 5, 0),    // k = 0: C = beta * C
+    (2, 37, 100), // m <= 4: the skinny path where B is contiguous along k
+    (4, 9, 20),
     (0, 5, 3),
     (5, 0, 3),
 ];
@@ -781,5 +783,101 @@ fn epilogue_bias_and_activation() {
             ),
             "{e:?}"
         );
+    }
+}
+
+/// The skinny path (at most 4 rows of C, B contiguous along k: a batch-1 linear layer's
+/// transposed weight): every row count, column counts around its 4-column blocks, k around its
+/// 8-lane steps, A and C in several layouts, with and without an epilogue, on every ISA, against
+/// the reference; and bit-identical on 1, 2 and 3 threads (shares are column ranges).
+#[test]
+fn skinny_rows_transposed_b() {
+    let mut rng = Rng(29);
+    for isa in Isa::available() {
+        for m in 1..=4 {
+            for n in [1, 3, 4, 5, 37] {
+                for k in [1, 7, 8, 9, 300] {
+                    let (a, b, c0) = (rng.vec(m * k), rng.vec(k * n), rng.vec(m * n));
+                    let cols = rng.vec(n);
+                    for (case, (la, lc)) in [
+                        (Layout::RowMajor, Layout::RowMajor),
+                        (Layout::Strided, Layout::Padded),
+                        (Layout::ColMajor, Layout::Reversed),
+                    ]
+                    .into_iter()
+                    .enumerate()
+                    {
+                        let (alpha, beta) = ALPHA_BETA[(case + k) % ALPHA_BETA.len()];
+                        let (mut want, mut tol) = reference(m, n, k, alpha, &a, &b, beta, &c0);
+                        let relu = case == 1;
+                        if relu {
+                            // The bias adds one rounding; relu is exact.
+                            for i in 0..m {
+                                for j in 0..n {
+                                    let w = &mut want[i * n + j];
+                                    *w += cols[j] as f64;
+                                    tol[i * n + j] += w.abs() * 2f64.powi(-23);
+                                    *w = w.max(0.0);
+                                }
+                            }
+                        }
+                        let (sa, rsa, csa) = store(&a, m, k, la, f32::NAN);
+                        let (sb, rsb, csb) = store(&b, k, n, Layout::ColMajor, f32::NAN);
+                        let (mut sc, rsc, csc) = store(&c0, m, n, lc, -7.0);
+                        let epilogue = if relu {
+                            Epilogue {
+                                bias: Bias::PerCol(&cols),
+                                activation: Activation::Relu,
+                            }
+                        } else {
+                            Epilogue::default()
+                        };
+                        sgemm_epilogue_with_isa(
+                            isa, m, n, k, alpha, &sa, rsa, csa, &sb, rsb, csb, beta, &mut sc, rsc,
+                            csc, 1, &epilogue,
+                        )
+                        .unwrap();
+                        let what = format!("{isa:?} {m}x{n}x{k} A {la:?} C {lc:?}");
+                        assert_close(&load(&sc, m, n, lc), &want, &tol, &what);
+                    }
+                }
+            }
+        }
+        // Large enough that the split policy shares the columns among 2 and 3 threads.
+        let (m, n, k) = (3, 3001, 1500);
+        let (a, b) = (rng.vec(m * k), rng.vec(k * n));
+        let (sb, rsb, csb) = store(&b, k, n, Layout::ColMajor, 0.0);
+        let cols = rng.vec(n);
+        let run = |threads| {
+            let mut c = vec![f32::NAN; m * n];
+            sgemm_epilogue_with_isa(
+                isa,
+                m,
+                n,
+                k,
+                1.0,
+                &a,
+                k as isize,
+                1,
+                &sb,
+                rsb,
+                csb,
+                0.0,
+                &mut c,
+                n as isize,
+                1,
+                threads,
+                &Epilogue {
+                    bias: Bias::PerCol(&cols),
+                    activation: Activation::Tanh,
+                },
+            )
+            .unwrap();
+            c.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            assert!(run(threads) == one, "{isa:?}: {threads} threads differ");
+        }
     }
 }
