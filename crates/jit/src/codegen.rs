@@ -368,6 +368,10 @@ impl<'b> Emitter<'_, 'b> {
     }
 
     fn gemm(&mut self, g: &GemmCall) {
+        if g.im2col.is_some() {
+            self.gemm_conv(g);
+            return;
+        }
         let pa = self.mat_addr(&g.a, g.m, g.k);
         let pb = self.mat_addr(&g.b, g.k, g.n);
         let pc = self.mat_addr(&g.c, g.m, g.n);
@@ -394,6 +398,76 @@ impl<'b> Emitter<'_, 'b> {
             self.b.ins().call(f, &args);
             return;
         }
+        let mut args = args.to_vec();
+        args.extend(self.epilogue_args(g));
+        let f = self.func_ref(Extern::SgemmEpilogue);
+        self.b.ins().call(f, &args);
+    }
+
+    /// A convolution's GEMM with implicit im2col: the image's whole footprint is checked (in
+    /// bounds-checked mode), its geometry stored in a stack slot for `sinter_sgemm_conv`.
+    fn gemm_conv(&mut self, g: &GemmCall) {
+        let Some(geo) = &g.im2col else { return };
+        let pa = self.mat_addr(&g.a, g.m, g.k);
+        let image = MatArg {
+            rs: 0,
+            cs: 1,
+            ..g.b.clone()
+        };
+        let px = self.mat_addr(&image, 1, geo.image_len());
+        let pc = self.mat_addr(&g.c, g.m, g.n);
+        // `sinter_microkernels::ConvGeom`, field by field (13 machine words, `repr(C)`).
+        let words = [
+            geo.channels,
+            geo.h,
+            geo.w,
+            geo.kh,
+            geo.kw,
+            geo.stride[0],
+            geo.stride[1],
+            geo.pad[0],
+            geo.pad[1],
+            geo.dilation[0],
+            geo.dilation[1],
+            geo.oh,
+            geo.ow,
+        ];
+        let slot = self
+            .b
+            .create_sized_stack_slot(cranelift_codegen::ir::StackSlotData::new(
+                cranelift_codegen::ir::StackSlotKind::ExplicitSlot,
+                8 * words.len() as u32,
+                3,
+            ));
+        for (q, &v) in words.iter().enumerate() {
+            let v = self.b.ins().iconst(types::I64, v as i64);
+            self.b.ins().stack_store(types::I64, v, slot, 8 * q as i32);
+        }
+        let geom = self.b.ins().stack_addr(types::I64, slot, 0);
+        let i = |s: &mut Self, v: i64| s.b.ins().iconst(types::I64, v);
+        let mut args = vec![
+            i(self, g.m as i64),
+            self.f32c(g.alpha),
+            pa,
+            i(self, g.a.rs),
+            i(self, g.a.cs),
+            px,
+            geom,
+            self.f32c(g.beta),
+            pc,
+            i(self, g.c.rs),
+            i(self, g.c.cs),
+            i(self, g.threads.max(1) as i64),
+        ];
+        args.extend(self.epilogue_args(g));
+        let f = self.func_ref(Extern::SgemmConv);
+        self.b.ins().call(f, &args);
+    }
+
+    /// The epilogue's arguments as `sinter_sgemm_epilogue` takes them: bias, bias_rs,
+    /// bias_cs, act, act_alpha, slope, slope_rs, slope_cs.
+    fn epilogue_args(&mut self, g: &GemmCall) -> [Value; 8] {
+        let i = |s: &mut Self, v: i64| s.b.ins().iconst(types::I64, v);
         let (bias, rs, cs) = match &g.epilogue.bias {
             Some(b) => (self.mat_addr(b, g.m, g.n), b.rs, b.cs),
             None => (i(self, 0), 0, 0),
@@ -412,8 +486,7 @@ impl<'b> Emitter<'_, 'b> {
             Some(s) => (self.mat_addr(s, g.m, g.n), s.rs, s.cs),
             None => (i(self, 0), 0, 0),
         };
-        let mut args = args.to_vec();
-        args.extend([
+        [
             bias,
             i(self, rs),
             i(self, cs),
@@ -422,9 +495,7 @@ impl<'b> Emitter<'_, 'b> {
             slope,
             i(self, srs),
             i(self, scs),
-        ]);
-        let f = self.func_ref(Extern::SgemmEpilogue);
-        self.b.ins().call(f, &args);
+        ]
     }
 
     fn func_ref(&mut self, f: Extern) -> FuncRef {

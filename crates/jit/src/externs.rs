@@ -24,11 +24,14 @@ pub enum Extern {
     /// `sinter_microkernels::ffi::sinter_sgemm_epilogue`: the GEMM driver with a bias and
     /// an activation applied per tile.
     SgemmEpilogue,
+    /// `sinter_microkernels::ffi::sinter_sgemm_conv`: a convolution of one image as GEMM with
+    /// implicit im2col, with the epilogue.
+    SgemmConv,
 }
 
 impl Extern {
     /// Every import.
-    pub const ALL: [Extern; 7] = [
+    pub const ALL: [Extern; 8] = [
         Extern::Exp,
         Extern::Ln,
         Extern::Tanh,
@@ -36,6 +39,7 @@ impl Extern {
         Extern::Pow,
         Extern::Sgemm,
         Extern::SgemmEpilogue,
+        Extern::SgemmConv,
     ];
 
     /// Symbol name.
@@ -48,6 +52,7 @@ impl Extern {
             Extern::Pow => "sinter_powf",
             Extern::Sgemm => "sinter_sgemm_threaded",
             Extern::SgemmEpilogue => "sinter_sgemm_epilogue",
+            Extern::SgemmConv => "sinter_sgemm_conv",
         }
     }
 
@@ -92,6 +97,33 @@ impl Extern {
                 ],
                 vec![],
             ),
+            // m, alpha, a, rsa, csa, x, geom, beta, c, rsc, csc, threads, then the epilogue's
+            // bias, bias_rs, bias_cs, act, act_alpha, slope, slope_rs, slope_cs
+            Extern::SgemmConv => (
+                vec![
+                    I64,
+                    F32,
+                    I64,
+                    I64,
+                    I64,
+                    I64,
+                    I64,
+                    F32,
+                    I64,
+                    I64,
+                    I64,
+                    I64,
+                    I64,
+                    I64,
+                    I64,
+                    types::I8,
+                    F32,
+                    I64,
+                    I64,
+                    I64,
+                ],
+                vec![],
+            ),
             _ => (vec![F32], vec![F32]),
         }
     }
@@ -106,6 +138,7 @@ impl Extern {
             Extern::Pow => sinter_powf as *const u8,
             Extern::Sgemm => sinter_microkernels::ffi::sinter_sgemm_threaded as *const u8,
             Extern::SgemmEpilogue => sinter_microkernels::ffi::sinter_sgemm_epilogue as *const u8,
+            Extern::SgemmConv => sinter_microkernels::ffi::sinter_sgemm_conv as *const u8,
         }
     }
 }

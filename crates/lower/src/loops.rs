@@ -230,6 +230,46 @@ pub struct GemmCall {
     pub threads: usize,
     /// Applied to C after the product, tile by tile.
     pub epilogue: GemmEpilogue,
+    /// If set, B is no matrix in memory but the im2col matrix of the image that `b` locates
+    /// (its first element; `b`'s strides are unused): the driver packs B's blocks straight
+    /// from the image (`sinter_microkernels::im2col`), so the matrix is never built.
+    pub im2col: Option<Im2col>,
+}
+
+/// The geometry of an implicit im2col B operand (`sinter_microkernels::ConvGeom`): the image
+/// is `channels` contiguous `h x w` planes; B has `channels * kh * kw` rows (`k`) and
+/// `oh * ow` columns (`n`), element `((c, ky, kx), (oy, ox))` =
+/// `image[c, oy*stride[0] + ky*dilation[0] - pad[0], ox*stride[1] + kx*dilation[1] - pad[1]]`,
+/// or 0 outside the image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Im2col {
+    /// Channels of the image (of this group).
+    pub channels: usize,
+    /// Image height.
+    pub h: usize,
+    /// Image width.
+    pub w: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride (y, x).
+    pub stride: [usize; 2],
+    /// Padding before the image (y, x).
+    pub pad: [usize; 2],
+    /// Dilation (y, x).
+    pub dilation: [usize; 2],
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+}
+
+impl Im2col {
+    /// Floats of the image the operand reads.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.h * self.w
+    }
 }
 
 /// What the GEMM driver applies to each tile of C after its last `k` slice, while the tile is
@@ -572,6 +612,24 @@ fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'
                         a.cs
                     )
                 };
+                let b = match &g.im2col {
+                    None => m(&g.b),
+                    Some(i) => format!(
+                        "im2col({}[{}] c={} h={} w={} kernel={}x{} stride={:?} pad={:?} dilation={:?} out={}x{})",
+                        k.bufs[g.b.buf.0 as usize].name,
+                        Show(k, &g.b.offset),
+                        i.channels,
+                        i.h,
+                        i.w,
+                        i.kh,
+                        i.kw,
+                        i.stride,
+                        i.pad,
+                        i.dilation,
+                        i.oh,
+                        i.ow
+                    ),
+                };
                 write!(
                     f,
                     "{pad}gemm m={} n={} k={} alpha={:?} beta={:?} A={} B={} C={} threads={}",
@@ -581,7 +639,7 @@ fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'
                     g.alpha,
                     g.beta,
                     m(&g.a),
-                    m(&g.b),
+                    b,
                     m(&g.c),
                     g.threads
                 )?;

@@ -9,8 +9,8 @@
 //! Buffer convention: the kernel's buffers are the op's inputs in order, then its outputs.
 
 use crate::loops::{
-    BinOp, Buf, Expr, GemmCall, GemmEpilogue, Kernel, MatArg, Stmt, Ty, UnOp, Var, bin, load,
-    select, un,
+    BinOp, Buf, Expr, GemmCall, GemmEpilogue, Im2col, Kernel, MatArg, Stmt, Ty, UnOp, Var, bin,
+    load, select, un,
 };
 use sinter_ir::infer::{norm_axes, norm_axis, slice_bounds};
 use sinter_ir::types::strides;
@@ -1099,6 +1099,7 @@ fn gemm_matmul(
             c: mat(o, po * c(m * n), n, 1),
             threads,
             epilogue: GemmEpilogue::default(),
+            im2col: None,
         }))]
     });
     k.body.extend(s);
@@ -1157,6 +1158,7 @@ fn gemm_gemm(
         c: mat(o, Expr::I(0), n, 1),
         threads,
         epilogue,
+        im2col: None,
     })));
 }
 
@@ -1189,7 +1191,26 @@ fn gemm_conv2d(
         && ax
             .iter()
             .all(|a| a.stride == 1 && a.before == 0 && a.after == 0);
-    let col = if direct {
+    // Otherwise B is the im2col matrix: implicit (packed by the driver straight from the
+    // image) where the geometry fits the driver's (positive strides and dilations,
+    // non-negative leading padding), else built in a scratch buffer.
+    let implicit = (!direct
+        && ax
+            .iter()
+            .all(|a| a.stride > 0 && a.dilation > 0 && a.before >= 0))
+    .then(|| Im2col {
+        channels: cig,
+        h,
+        w,
+        kh,
+        kw,
+        stride: ax.map(|a| a.stride as usize),
+        pad: ax.map(|a| a.before as usize),
+        dilation: ax.map(|a| a.dilation as usize),
+        oh,
+        ow,
+    });
+    let col = if direct || implicit.is_some() {
         None
     } else {
         Some(k.scratch("col", Ty::F32, kdim * ohw))
@@ -1199,6 +1220,8 @@ fn gemm_conv2d(
         let (b, g) = (bg[0].clone(), bg[1].clone());
         let mut s = Vec::new();
         let bmat = match col {
+            // The image of this batch element and group: the whole B if direct, else the
+            // image of the implicit im2col matrix.
             None => mat(
                 x,
                 (b.clone() * c(c_in) + g.clone() * c(cig)) * c(h * w),
@@ -1233,6 +1256,7 @@ fn gemm_conv2d(
                 bias: ib.get(2).map(|&bb| mat(bb, g * c(cog), 1, 0)),
                 act: None,
             },
+            im2col: implicit.clone(),
         })));
         s
     });
@@ -1312,6 +1336,7 @@ fn gemm_conv_weight_grad(
             c: mat(o, g * c(cog * kdim), kdim, 1),
             threads,
             epilogue: GemmEpilogue::default(),
+            im2col: None,
         })));
         s
     });
@@ -1693,6 +1718,7 @@ fn gemm_conv_transpose2d(
             c: mat(cols, Expr::I(0), hw, 1),
             threads,
             epilogue: GemmEpilogue::default(),
+            im2col: None,
         }))];
         s.extend(col2im(k, (cols, [cog, kh, kw, h, w]), (o, od), (b, g), ax));
         s

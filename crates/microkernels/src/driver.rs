@@ -18,6 +18,7 @@
 use std::sync::Mutex;
 
 use crate::GemmError;
+use crate::im2col::{ConvGeom, pack_b_conv};
 use crate::isa::Isa;
 use crate::kernels::{DirectTileFn, TileFn, direct_tile_fn, tile_fn, tile_partial};
 use crate::layout::{KC, MC, MR, NC, NR, packed_a_len, packed_b_len};
@@ -296,6 +297,13 @@ pub(crate) enum BSrc {
         n_pad: usize,
         col0: usize,
     },
+    /// The implicit im2col matrix of the image at `x` ([`crate::im2col`]); this
+    /// (sub-)problem starts at column `col0`.
+    Conv {
+        x: *const f32,
+        geom: ConvGeom,
+        col0: usize,
+    },
 }
 
 /// A growable 64-byte-aligned scratch buffer.
@@ -444,7 +452,7 @@ pub(crate) unsafe fn gemm_serial(
         let kc_max = k.min(KC);
         let abuf = work.0.get(packed_a_len(m.min(MC), kc_max));
         let bbuf = match b {
-            BSrc::Strided(_) => work.1.get(packed_b_len(kc_max, n.min(NC))),
+            BSrc::Strided(_) | BSrc::Conv { .. } => work.1.get(packed_b_len(kc_max, n.min(NC))),
             BSrc::Packed { .. } => std::ptr::null_mut(),
         };
         // SAFETY: the buffers are sized for the largest block; the caller's contract covers
@@ -502,6 +510,13 @@ unsafe fn nest(
                 }
                 BSrc::Packed { data, n_pad, col0 } => {
                     data.wrapping_add(pc * n_pad + (col0 + jc) * kc)
+                }
+                BSrc::Conv { x, geom, col0 } => {
+                    // SAFETY: rows pc .. pc + kc and columns col0 + jc .. + nc are inside the
+                    // implicit matrix (the caller's contract: k and n are the geometry's, less
+                    // col0); bbuf is large enough for the block.
+                    unsafe { pack_b_conv(&geom, x, pc, kc, col0 + jc, nc, bbuf) };
+                    bbuf
                 }
             };
             for ic in (0..m).step_by(MC) {
@@ -800,6 +815,11 @@ pub(crate) unsafe fn gemm_split(
                 BSrc::Packed { data, n_pad, col0 } => BSrc::Packed {
                     data,
                     n_pad,
+                    col0: col0 + lo,
+                },
+                BSrc::Conv { x, geom, col0 } => BSrc::Conv {
+                    x,
+                    geom,
                     col0: col0 + lo,
                 },
             };
@@ -1128,6 +1148,95 @@ pub fn sgemm_epilogue_with_isa(
     threads: usize,
     epilogue: &Epilogue<'_>,
 ) -> Result<(), GemmError> {
+    let epi = epi_of(m, n, epilogue)?;
+    if !isa.is_available() {
+        return Err(GemmError::IsaUnavailable(isa));
+    }
+    let a0 = locate("A", m, k, rsa, csa, a.len())?;
+    let b0 = locate("B", k, n, rsb, csb, b.len())?;
+    let c0 = locate("C", m, n, rsc, csc, c.len())?;
+    check_c_distinct(m, n, rsc, csc)?;
+    let a = MatRef {
+        ptr: a.as_ptr().wrapping_add(a0),
+        rs: rsa,
+        cs: csa,
+    };
+    let b = MatRef {
+        ptr: b.as_ptr().wrapping_add(b0),
+        rs: rsb,
+        cs: csb,
+    };
+    let c = MatMut {
+        ptr: c.as_mut_ptr().wrapping_add(c0),
+        rs: rsc,
+        cs: csc,
+    };
+    // SAFETY: `locate` proved every accessed element of A, B, C and the bias is inside its
+    // slice, `check_c_distinct` that C's elements are distinct; `&mut c` excludes aliasing with
+    // A, B and the bias; `isa` is available.
+    unsafe { gemm_strided(isa, m, n, k, alpha, a, b, beta, c, epi, threads) };
+    Ok(())
+}
+
+/// A convolution of one image as GEMM with implicit im2col ([`crate::im2col`]):
+/// `C = act(alpha * A * col + beta * C + bias)`, where `col` (`geom.k() x geom.n()`) is the
+/// im2col matrix of the image `x` and A is `m x geom.k()` (the weights). Bit-identical to
+/// [`sgemm_epilogue_with_isa`] on the explicit `col` (row-major, `csb == 1`), without building
+/// it. Same conventions otherwise.
+///
+/// # Errors
+/// As for [`sgemm_epilogue_with_isa`] (operand `"x"` if the image is shorter than
+/// `geom.image_len()`).
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub fn sgemm_conv_with_isa(
+    isa: Isa,
+    m: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: isize,
+    csa: isize,
+    x: &[f32],
+    geom: &ConvGeom,
+    beta: f32,
+    c: &mut [f32],
+    rsc: isize,
+    csc: isize,
+    threads: usize,
+    epilogue: &Epilogue<'_>,
+) -> Result<(), GemmError> {
+    let (n, k) = (geom.n(), geom.k());
+    let epi = epi_of(m, n, epilogue)?;
+    if !isa.is_available() {
+        return Err(GemmError::IsaUnavailable(isa));
+    }
+    let a0 = locate("A", m, k, rsa, csa, a.len())?;
+    locate("x", 1, geom.image_len(), 0, 1, x.len())?;
+    let c0 = locate("C", m, n, rsc, csc, c.len())?;
+    check_c_distinct(m, n, rsc, csc)?;
+    let a = MatRef {
+        ptr: a.as_ptr().wrapping_add(a0),
+        rs: rsa,
+        cs: csa,
+    };
+    let c = MatMut {
+        ptr: c.as_mut_ptr().wrapping_add(c0),
+        rs: rsc,
+        cs: csc,
+    };
+    let b = BSrc::Conv {
+        x: x.as_ptr(),
+        geom: *geom,
+        col0: 0,
+    };
+    // SAFETY: `locate` proved A, the image and C (and the epilogue's vectors) are inside their
+    // slices, `check_c_distinct` that C's elements are distinct; `&mut c` excludes aliasing;
+    // `isa` is available.
+    unsafe { gemm_parallel(isa, m, n, k, alpha, a, b, beta, c, epi, threads) };
+    Ok(())
+}
+
+/// The driver's epilogue of a safe-API [`Epilogue`] on an `m x n` C, its vectors checked.
+fn epi_of(m: usize, n: usize, epilogue: &Epilogue<'_>) -> Result<Epi, GemmError> {
     let per = |name, b: Bias<'_>| -> Result<(*const f32, isize, isize), GemmError> {
         Ok(match b {
             Bias::None => (std::ptr::null(), 0, 0),
@@ -1165,34 +1274,7 @@ pub fn sgemm_epilogue_with_isa(
             }
         }
     };
-    let epi = Epi { bias, rs, cs, act };
-    if !isa.is_available() {
-        return Err(GemmError::IsaUnavailable(isa));
-    }
-    let a0 = locate("A", m, k, rsa, csa, a.len())?;
-    let b0 = locate("B", k, n, rsb, csb, b.len())?;
-    let c0 = locate("C", m, n, rsc, csc, c.len())?;
-    check_c_distinct(m, n, rsc, csc)?;
-    let a = MatRef {
-        ptr: a.as_ptr().wrapping_add(a0),
-        rs: rsa,
-        cs: csa,
-    };
-    let b = MatRef {
-        ptr: b.as_ptr().wrapping_add(b0),
-        rs: rsb,
-        cs: csb,
-    };
-    let c = MatMut {
-        ptr: c.as_mut_ptr().wrapping_add(c0),
-        rs: rsc,
-        cs: csc,
-    };
-    // SAFETY: `locate` proved every accessed element of A, B, C and the bias is inside its
-    // slice, `check_c_distinct` that C's elements are distinct; `&mut c` excludes aliasing with
-    // A, B and the bias; `isa` is available.
-    unsafe { gemm_strided(isa, m, n, k, alpha, a, b, beta, c, epi, threads) };
-    Ok(())
+    Ok(Epi { bias, rs, cs, act })
 }
 
 /// `C = alpha * A * B + beta * C` with B pre-packed ([`PackedB`]; its `k` and `n` are the
@@ -1456,6 +1538,62 @@ mod tests {
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Implicit-im2col convolutions split 2 and 3 ways along rows or columns (each column
+    /// share starts its packing at its own column of the implicit matrix) equal one thread.
+    #[test]
+    fn forced_conv_splits_are_bit_identical() {
+        let g = ConvGeom {
+            channels: 5,
+            h: 13,
+            w: 11,
+            kh: 3,
+            kw: 3,
+            stride: [1, 2],
+            pad: [1, 1],
+            dilation: [1, 1],
+            oh: 13,
+            ow: 6,
+        };
+        let (m, n, k) = (20, g.n(), g.k());
+        let (a, x) = (data(m * k, 5), data(g.image_len(), 6));
+        for isa in Isa::available() {
+            let run = |s: Split| {
+                let mut c = vec![f32::NAN; m * n];
+                let (am, b, cm) = (
+                    MatRef {
+                        ptr: a.as_ptr(),
+                        rs: k as isize,
+                        cs: 1,
+                    },
+                    BSrc::Conv {
+                        x: x.as_ptr(),
+                        geom: g,
+                        col0: 0,
+                    },
+                    MatMut {
+                        ptr: c.as_mut_ptr(),
+                        rs: n as isize,
+                        cs: 1,
+                    },
+                );
+                // SAFETY: A and C are row-major of exactly their shapes, the image holds
+                // g.image_len() floats; `isa` is available.
+                unsafe { gemm_split(isa, m, n, k, 1.0, am, b, 0.0, cm, Epi::NONE, s) };
+                c.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+            };
+            let want = run(Split {
+                shares: 1,
+                rows: true,
+            });
+            for shares in [2, 3] {
+                for rows in [true, false] {
+                    let s = Split { shares, rows };
+                    assert!(run(s) == want, "{isa:?} {s:?}");
                 }
             }
         }

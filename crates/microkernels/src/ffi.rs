@@ -168,6 +168,74 @@ pub unsafe extern "C" fn sinter_sgemm_epilogue(
     unsafe { gemm_strided(Isa::detect(), m, n, k, alpha, a, b, beta, c, epi, threads) }
 }
 
+/// A convolution of one image (and group) as GEMM with implicit im2col
+/// ([`crate::im2col`]): [`sinter_sgemm_epilogue`] with B the im2col matrix of the image `x`
+/// under `*geom` (`n = geom.n()`, `k = geom.k()`), which is never built: the driver packs its
+/// blocks straight from the image.
+///
+/// # Safety
+/// As for [`sinter_sgemm_epilogue`] with that B; `geom` must point to a readable
+/// [`crate::ConvGeom`] and `x` be readable for `geom.image_len()` floats, not overlapping C.
+#[allow(clippy::too_many_arguments)] // the BLAS argument list
+pub unsafe extern "C" fn sinter_sgemm_conv(
+    m: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    x: *const f32,
+    geom: *const crate::ConvGeom,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+    threads: usize,
+    bias: *const f32,
+    bias_rs: isize,
+    bias_cs: isize,
+    act: u8,
+    act_alpha: f32,
+    slope: *const f32,
+    slope_rs: isize,
+    slope_cs: isize,
+) {
+    // SAFETY: the caller's contract.
+    let geom = unsafe { *geom };
+    let a = MatRef {
+        ptr: a,
+        rs: rsa,
+        cs: csa,
+    };
+    let c = MatMut {
+        ptr: c,
+        rs: rsc,
+        cs: csc,
+    };
+    let epi = Epi {
+        bias,
+        rs: bias_rs,
+        cs: bias_cs,
+        act: Act::from_code(act, act_alpha, slope, slope_rs, slope_cs).unwrap_or(Act::None),
+    };
+    let b = BSrc::Conv { x, geom, col0: 0 };
+    // SAFETY: the caller's contract is the driver's; the detected ISA is available.
+    unsafe {
+        gemm_parallel(
+            Isa::detect(),
+            m,
+            geom.n(),
+            geom.k(),
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            epi,
+            threads,
+        )
+    }
+}
+
 /// `C = alpha * A * B + beta * C` with B already packed: `packed` is
 /// [`crate::PackedB::as_ptr`] of a `PackedB` built with the same `k` and `n`.
 ///
@@ -313,6 +381,7 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("sinter_sgemm", sinter_sgemm as *const u8),
         ("sinter_sgemm_threaded", sinter_sgemm_threaded as *const u8),
         ("sinter_sgemm_epilogue", sinter_sgemm_epilogue as *const u8),
+        ("sinter_sgemm_conv", sinter_sgemm_conv as *const u8),
         ("sinter_sgemm_packed_b", sinter_sgemm_packed_b as *const u8),
         ("sinter_ukernel", sinter_ukernel as *const u8),
         ("sinter_pack_a", sinter_pack_a as *const u8),

@@ -49,6 +49,7 @@
 
 mod driver;
 pub mod ffi;
+pub mod im2col;
 mod isa;
 mod kernels;
 pub mod layout;
@@ -58,10 +59,12 @@ mod pool;
 mod skinny;
 
 pub use driver::{
-    Activation, Bias, Epilogue, sgemm, sgemm_epilogue_with_isa, sgemm_packed_b,
-    sgemm_packed_b_threaded, sgemm_packed_b_with_isa, sgemm_threaded, sgemm_with_isa,
+    Activation, Bias, Epilogue, sgemm, sgemm_conv_with_isa, sgemm_epilogue_with_isa,
+    sgemm_packed_b, sgemm_packed_b_threaded, sgemm_packed_b_with_isa, sgemm_threaded,
+    sgemm_with_isa,
 };
 pub use ffi::symbols;
+pub use im2col::ConvGeom;
 pub use isa::Isa;
 pub use layout::{KC, MC, MR, NC, NR};
 pub use packed_b::PackedB;

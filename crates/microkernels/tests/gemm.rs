@@ -13,9 +13,9 @@
 #![allow(unsafe_code)]
 
 use sinter_microkernels::{
-    Activation, Bias, Epilogue, GemmError, Isa, MR, NR, PackedB, ffi, layout, sgemm,
-    sgemm_epilogue_with_isa, sgemm_packed_b, sgemm_packed_b_with_isa, sgemm_threaded,
-    sgemm_with_isa,
+    Activation, Bias, ConvGeom, Epilogue, GemmError, Isa, MR, NR, PackedB, ffi, layout, sgemm,
+    sgemm_conv_with_isa, sgemm_epilogue_with_isa, sgemm_packed_b, sgemm_packed_b_with_isa,
+    sgemm_threaded, sgemm_with_isa,
 };
 
 /// A small deterministic generator (xorshift), values in [-1, 1).
@@ -880,4 +880,101 @@ fn skinny_rows_transposed_b() {
             assert!(run(threads) == one, "{isa:?}: {threads} threads differ");
         }
     }
+}
+
+/// A convolution through implicit im2col equals, bit for bit, the GEMM on the explicit im2col
+/// matrix (same packed values, same kernel), on every ISA, for geometries with padding,
+/// stride, dilation, k > KC (several k slices) and n > NC, with a bias-and-relu epilogue, on 1
+/// and 2 threads.
+#[test]
+fn implicit_im2col_equals_explicit() {
+    let mut rng = Rng(31);
+    let geoms = [
+        // channels, h, w, kh, kw, stride, pad, dilation
+        (3, 9, 11, 3, 3, [1, 1], [1, 1], [1, 1]),
+        (2, 12, 10, 5, 5, [2, 2], [2, 2], [1, 1]),
+        (25, 8, 9, 3, 3, [1, 1], [1, 1], [2, 1]),
+        (1, 50, 47, 2, 3, [1, 1], [0, 4], [1, 1]),
+        (64, 14, 14, 3, 3, [1, 1], [1, 1], [1, 1]),
+    ];
+    for isa in Isa::available() {
+        for (gi, &(channels, h, w, kh, kw, stride, pad, dilation)) in geoms.iter().enumerate() {
+            let out = |e: usize, k: usize, s: usize, p: usize, d: usize| {
+                (e + 2 * p - d * (k - 1) - 1) / s + 1
+            };
+            let g = ConvGeom {
+                channels,
+                h,
+                w,
+                kh,
+                kw,
+                stride,
+                pad,
+                dilation,
+                oh: out(h, kh, stride[0], pad[0], dilation[0]),
+                ow: out(w, kw, stride[1], pad[1], dilation[1]),
+            };
+            let (m, k, n) = (7 + gi * 5, g.k(), g.n());
+            let (a, x) = (rng.vec(m * k), rng.vec(g.image_len()));
+            let bias = rng.vec(m);
+            let col: Vec<f32> = (0..k * n).map(|i| g.element(&x, i / n, i % n)).collect();
+            let epilogue = Epilogue {
+                bias: Bias::PerRow(&bias),
+                activation: Activation::Relu,
+            };
+            for threads in [1, 2] {
+                let mut want = vec![f32::NAN; m * n];
+                sgemm_epilogue_with_isa(
+                    isa, m, n, k, 1.0, &a, k as isize, 1, &col, n as isize, 1, 0.0, &mut want,
+                    n as isize, 1, threads, &epilogue,
+                )
+                .unwrap();
+                let mut got = vec![f32::NAN; m * n];
+                sgemm_conv_with_isa(
+                    isa, m, 1.0, &a, k as isize, 1, &x, &g, 0.0, &mut got, n as isize, 1, threads,
+                    &epilogue,
+                )
+                .unwrap();
+                let same = want
+                    .iter()
+                    .zip(&got)
+                    .all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same, "{isa:?} {g:?} m {m}, {threads} threads");
+            }
+        }
+    }
+    // A short image is an error, not a read past it.
+    let g = ConvGeom {
+        channels: 2,
+        h: 4,
+        w: 4,
+        kh: 3,
+        kw: 3,
+        stride: [1, 1],
+        pad: [1, 1],
+        dilation: [1, 1],
+        oh: 4,
+        ow: 4,
+    };
+    let mut c = vec![0.0; 16];
+    let err = sgemm_conv_with_isa(
+        Isa::Portable,
+        1,
+        1.0,
+        &[0.0; 18],
+        18,
+        1,
+        &[0.0; 31],
+        &g,
+        0.0,
+        &mut c,
+        16,
+        1,
+        1,
+        &Epilogue::default(),
+    );
+    assert!(
+        matches!(err, Err(GemmError::SliceTooShort { operand: "x", .. })),
+        "{err:?}"
+    );
 }
