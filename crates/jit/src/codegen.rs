@@ -408,7 +408,21 @@ impl<'b> Emitter<'_, 'b> {
     /// bounds-checked mode), its geometry stored in a stack slot for `sinter_sgemm_conv`.
     fn gemm_conv(&mut self, g: &GemmCall) {
         let Some(geo) = &g.im2col else { return };
-        let pa = self.mat_addr(&g.a, g.m, g.k);
+        let pa = if g.a_packed {
+            // The packed matrix: ceil(m / MR) panels of MR x k, checked as one range.
+            let packed = MatArg {
+                rs: 0,
+                cs: 1,
+                ..g.a.clone()
+            };
+            self.mat_addr(
+                &packed,
+                1,
+                sinter_microkernels::layout::packed_a_whole_len(g.m, g.k),
+            )
+        } else {
+            self.mat_addr(&g.a, g.m, g.k)
+        };
         let image = MatArg {
             rs: 0,
             cs: 1,
@@ -451,6 +465,7 @@ impl<'b> Emitter<'_, 'b> {
             pa,
             i(self, g.a.rs),
             i(self, g.a.cs),
+            self.b.ins().iconst(types::I8, i64::from(g.a_packed)),
             px,
             geom,
             self.f32c(g.beta),

@@ -97,8 +97,8 @@ impl Extern {
                 ],
                 vec![],
             ),
-            // m, alpha, a, rsa, csa, x, geom, beta, c, rsc, csc, threads, then the epilogue's
-            // bias, bias_rs, bias_cs, act, act_alpha, slope, slope_rs, slope_cs
+            // m, alpha, a, rsa, csa, a_packed, x, geom, beta, c, rsc, csc, threads, then the
+            // epilogue's bias, bias_rs, bias_cs, act, act_alpha, slope, slope_rs, slope_cs
             Extern::SgemmConv => (
                 vec![
                     I64,
@@ -106,6 +106,7 @@ impl Extern {
                     I64,
                     I64,
                     I64,
+                    types::I8,
                     I64,
                     I64,
                     F32,

@@ -166,9 +166,71 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
                 output: 0,
             };
         }
+        if matches!(op.kind(), sinter_ir::OpKind::Conv2d)
+            && matches!(graph.node(node.inputs[1].node).kind, NodeKind::Const(_))
+        {
+            prepack_weights(&mut kernel, loops::Buf(1));
+        }
         steps.push(Step { kernel, args });
     }
     Ok(Program { steps })
+}
+
+/// Marks a convolution's constant weight buffer `w` to be packed once by the runtime (see
+/// [`loops::BufDecl::pack_a`]) and points the kernel's implicit-im2col GEMM calls at the
+/// packed matrices: per-call packing of the weights (the A operand) was a copy of every
+/// weight on every run. Calls without implicit im2col (1x1 convolutions read the image as a
+/// plain B) keep the weights as they are, and so does the whole kernel if one of them reads
+/// `w`, since the buffer then holds one layout or the other.
+fn prepack_weights(kernel: &mut Kernel, w: Buf) {
+    fn calls<'a>(body: &'a mut [Stmt], out: &mut Vec<&'a mut loops::GemmCall>) {
+        for s in body {
+            match s {
+                Stmt::Gemm(g) => out.push(g),
+                Stmt::For { body, .. } => calls(body, out),
+                Stmt::If(_, a, b) => {
+                    calls(a, out);
+                    calls(b, out);
+                }
+                Stmt::Set(..) | Stmt::Store(..) | Stmt::Check(..) => {}
+            }
+        }
+    }
+    let len = kernel.bufs[w.0 as usize].len;
+    let mut gemms = Vec::new();
+    calls(&mut kernel.body, &mut gemms);
+    let ok = !gemms.is_empty()
+        && gemms.iter().all(|g| {
+            g.a.buf == w
+                && g.im2col.is_some()
+                && g.a.rs == g.k as i64
+                && g.a.cs == 1
+                && g.m > 0
+                && g.k > 0
+                && len.is_multiple_of(g.m * g.k)
+                && (g.m, g.k) == (gemms[0].m, gemms[0].k)
+        });
+    if !ok {
+        return;
+    }
+    let pack = loops::PackA {
+        m: gemms[0].m,
+        k: gemms[0].k,
+        groups: len / (gemms[0].m * gemms[0].k),
+    };
+    for g in gemms {
+        // The offset of group g's matrix, g * m * k, becomes that of its packed form.
+        let matrix = loops::bin(
+            loops::BinOp::Div,
+            g.a.offset.clone(),
+            Expr::I((pack.m * pack.k) as i64),
+        );
+        g.a.offset = loops::bin(loops::BinOp::Mul, matrix, Expr::I(pack.packed_len() as i64));
+        g.a_packed = true;
+    }
+    let decl = &mut kernel.bufs[w.0 as usize];
+    decl.pack_a = Some(pack);
+    decl.len = pack.groups * pack.packed_len();
 }
 
 /// Per node: how many times live nodes read its outputs (a graph output counts 2, so it is

@@ -234,6 +234,9 @@ pub struct GemmCall {
     /// (its first element; `b`'s strides are unused): the driver packs B's blocks straight
     /// from the image (`sinter_microkernels::im2col`), so the matrix is never built.
     pub im2col: Option<Im2col>,
+    /// A is packed ahead of time (its buffer has [`BufDecl::pack_a`]; `a`'s offset is that of
+    /// the packed matrix, its strides unused). Only with `im2col`.
+    pub a_packed: bool,
 }
 
 /// The geometry of an implicit im2col B operand (`sinter_microkernels::ConvGeom`): the image
@@ -337,6 +340,29 @@ pub struct BufDecl {
     /// A kernel-private temporary (e.g. an im2col matrix): the runtime gives it arena space
     /// for the kernel's duration only; it is bound to no graph value.
     pub scratch: bool,
+    /// Bound to a constant that the runtime packs once, at compile time, into the GEMM
+    /// driver's panel layout: `groups` row-major `m x k` matrices (the constant's elements, in
+    /// order), each packed whole (`sinter_microkernels::pack_a_whole`), one after another.
+    /// The buffer's `len` is the packed length.
+    pub pack_a: Option<PackA>,
+}
+
+/// How a constant weight buffer is packed ahead of time (see [`BufDecl::pack_a`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PackA {
+    /// Rows of each matrix (a conv group's output channels).
+    pub m: usize,
+    /// Columns of each matrix (`C_in/groups * kH * kW`).
+    pub k: usize,
+    /// Matrices, one after another in the constant.
+    pub groups: usize,
+}
+
+impl PackA {
+    /// Floats of one packed matrix: `ceil(m / 6) * 6 * k` (the driver's `MR` is 6).
+    pub fn packed_len(&self) -> usize {
+        self.m.div_ceil(6) * 6 * self.k
+    }
 }
 
 /// A kernel: a function of its buffers, returning 0 or `1 + code` of a failed [`Stmt::Check`].
@@ -374,6 +400,7 @@ impl Kernel {
             len,
             output,
             scratch: false,
+            pack_a: None,
         });
         Buf(self.bufs.len() as u32 - 1)
     }
@@ -630,6 +657,15 @@ fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'
                         i.ow
                     ),
                 };
+                let a = if g.a_packed {
+                    format!(
+                        "packed({}[{}])",
+                        k.bufs[g.a.buf.0 as usize].name,
+                        Show(k, &g.a.offset)
+                    )
+                } else {
+                    m(&g.a)
+                };
                 write!(
                     f,
                     "{pad}gemm m={} n={} k={} alpha={:?} beta={:?} A={} B={} C={} threads={}",
@@ -638,7 +674,7 @@ fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'
                     g.k,
                     g.alpha,
                     g.beta,
-                    m(&g.a),
+                    a,
                     b,
                     m(&g.c),
                     g.threads
@@ -683,8 +719,11 @@ impl fmt::Display for Kernel {
                     },
                     b.name,
                     b.ty.name(),
-                    b.len
-                )
+                    b.len,
+                ) + &b
+                    .pack_a
+                    .map(|p| format!(" packed {}x{{{}x{}}}", p.groups, p.m, p.k))
+                    .unwrap_or_default()
             })
             .collect();
         writeln!(f, "kernel {}({}) {{", self.name, params.join(", "))?;

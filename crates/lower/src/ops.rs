@@ -1100,6 +1100,7 @@ fn gemm_matmul(
             threads,
             epilogue: GemmEpilogue::default(),
             im2col: None,
+            a_packed: false,
         }))]
     });
     k.body.extend(s);
@@ -1159,6 +1160,7 @@ fn gemm_gemm(
         threads,
         epilogue,
         im2col: None,
+        a_packed: false,
     })));
 }
 
@@ -1257,6 +1259,7 @@ fn gemm_conv2d(
                 act: None,
             },
             im2col: implicit.clone(),
+            a_packed: false,
         })));
         s
     });
@@ -1337,6 +1340,7 @@ fn gemm_conv_weight_grad(
             threads,
             epilogue: GemmEpilogue::default(),
             im2col: None,
+            a_packed: false,
         })));
         s
     });
@@ -1719,6 +1723,7 @@ fn gemm_conv_transpose2d(
             threads,
             epilogue: GemmEpilogue::default(),
             im2col: None,
+            a_packed: false,
         }))];
         s.extend(col2im(k, (cols, [cog, kh, kw, h, w]), (o, od), (b, g), ax));
         s

@@ -285,6 +285,39 @@ impl Epi {
     }
 }
 
+/// Where A comes from: a strided matrix packed on the fly, or packed whole ahead of time
+/// ([`crate::pack_a_whole`]: constant weights, packed once when a graph is compiled).
+#[derive(Clone, Copy)]
+pub(crate) enum ASrc {
+    /// Pack blocks of this matrix as the loop nest needs them.
+    Strided(MatRef),
+    /// Already packed (the layout of [`crate::layout::packed_a_whole_len`]): `k` slices of
+    /// `KC` columns, each `m_pad` rows of `MR`-row panels; this (sub-)problem starts at row
+    /// `row0` (a multiple of `MR`).
+    Packed {
+        data: *const f32,
+        m_pad: usize,
+        row0: usize,
+    },
+}
+
+impl ASrc {
+    /// The sub-problem starting at row `lo` (a multiple of `MR` when packed).
+    fn rows_from(self, lo: usize) -> ASrc {
+        match self {
+            ASrc::Strided(a) => ASrc::Strided(MatRef {
+                ptr: a.at(lo, 0),
+                ..a
+            }),
+            ASrc::Packed { data, m_pad, row0 } => ASrc::Packed {
+                data,
+                m_pad,
+                row0: row0 + lo,
+            },
+        }
+    }
+}
+
 /// Where B comes from: a strided matrix packed on the fly, or a [`PackedB`].
 #[derive(Clone, Copy)]
 pub(crate) enum BSrc {
@@ -428,7 +461,7 @@ pub(crate) unsafe fn gemm_serial(
     n: usize,
     k: usize,
     alpha: f32,
-    a: MatRef,
+    a: ASrc,
     b: BSrc,
     beta: f32,
     c: MatMut,
@@ -485,7 +518,7 @@ unsafe fn nest(
     n: usize,
     k: usize,
     alpha: f32,
-    a: MatRef,
+    a: ASrc,
     b: BSrc,
     beta: f32,
     c: MatMut,
@@ -494,7 +527,13 @@ unsafe fn nest(
     bbuf: *mut f32,
 ) {
     let epi = (!epi.is_none()).then_some(epi);
-    let direct = direct_tile_fn(isa).filter(|_| a.cs == 1 && n <= DIRECT_A_MAX_N);
+    // A read in place (small N, row-major A): only from a strided A.
+    let strided = match a {
+        ASrc::Strided(a) => Some(a),
+        ASrc::Packed { .. } => None,
+    };
+    let direct =
+        strided.and_then(|a| direct_tile_fn(isa).filter(|_| a.cs == 1 && n <= DIRECT_A_MAX_N));
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
@@ -522,22 +561,34 @@ unsafe fn nest(
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
                 let full = mc / MR * MR;
-                if direct.is_some() {
-                    // Only the partial last panel is packed (zero rows); full panels are read
-                    // in place.
-                    // SAFETY: rows ic+full .. ic+mc, columns pc.. of A; abuf is large enough.
-                    let edge = abuf.wrapping_add(full * kc);
-                    unsafe { pack_a(isa, mc - full, kc, a.at(ic + full, pc), a.rs, a.cs, edge) };
-                } else {
-                    // SAFETY: the block (ic.., pc..) of mc x kc is inside A; abuf is large enough.
-                    unsafe { pack_a(isa, mc, kc, a.at(ic, pc), a.rs, a.cs, abuf) };
-                }
+                let ablock: *const f32 = match (a, strided) {
+                    (ASrc::Packed { data, m_pad, row0 }, _) => {
+                        data.wrapping_add(pc * m_pad + (row0 + ic) * kc)
+                    }
+                    (ASrc::Strided(_), Some(a)) if direct.is_some() => {
+                        // Only the partial last panel is packed (zero rows); full panels are
+                        // read in place.
+                        // SAFETY: rows ic+full .. ic+mc, columns pc.. of A; abuf is large
+                        // enough.
+                        let edge = abuf.wrapping_add(full * kc);
+                        unsafe {
+                            pack_a(isa, mc - full, kc, a.at(ic + full, pc), a.rs, a.cs, edge)
+                        };
+                        abuf
+                    }
+                    (ASrc::Strided(a), _) => {
+                        // SAFETY: the block (ic.., pc..) of mc x kc is inside A; abuf is large
+                        // enough.
+                        unsafe { pack_a(isa, mc, kc, a.at(ic, pc), a.rs, a.cs, abuf) };
+                        abuf
+                    }
+                };
                 let tile = |ir: usize, jr: usize| {
                     let (mr, nr) = (MR.min(mc - ir), NR.min(nc - jr));
                     let bp = bblock.wrapping_add(jr * kc);
-                    let ap = abuf.wrapping_add(ir * kc);
+                    let ap = ablock.wrapping_add(ir * kc);
                     let cp = c.at(ic + ir, jc + jr);
-                    if let (Some(direct), true) = (direct, ir < full) {
+                    if let (Some(direct), Some(a), true) = (direct, strided, ir < full) {
                         let ad = a.at(ic + ir, pc);
                         // SAFETY: rows ic+ir .. +MR and columns pc .. pc+kc of A exist (a full
                         // panel, unit column stride); bp is a packed B panel; the mr x nr
@@ -624,7 +675,7 @@ struct Job {
     n: usize,
     k: usize,
     alpha: f32,
-    a: MatRef,
+    a: ASrc,
     b: BSrc,
     beta: f32,
     c: MatMut,
@@ -703,7 +754,7 @@ pub(crate) unsafe fn gemm_parallel(
     n: usize,
     k: usize,
     alpha: f32,
-    a: MatRef,
+    a: ASrc,
     b: BSrc,
     beta: f32,
     c: MatMut,
@@ -726,14 +777,14 @@ pub(crate) unsafe fn gemm_split(
     n: usize,
     k: usize,
     alpha: f32,
-    a: MatRef,
+    a: ASrc,
     b: BSrc,
     beta: f32,
     c: MatMut,
     epi: Epi,
     Split { shares: t, rows }: Split,
 ) {
-    if let BSrc::Strided(bm) = b
+    if let (ASrc::Strided(a), BSrc::Strided(bm)) = (a, b)
         && skinny::applies(m, k, alpha, bm)
     {
         // Decided on the whole problem's m, so every share takes the same path; the shares
@@ -794,10 +845,7 @@ pub(crate) unsafe fn gemm_split(
                 n,
                 k,
                 alpha,
-                a: MatRef {
-                    ptr: a.at(lo, 0),
-                    ..a
-                },
+                a: a.rows_from(lo),
                 b,
                 beta,
                 c: MatMut {
@@ -908,7 +956,7 @@ pub(crate) unsafe fn gemm_strided(
                 m,
                 k,
                 alpha,
-                b.t(),
+                ASrc::Strided(b.t()),
                 BSrc::Strided(a.t()),
                 beta,
                 ct,
@@ -924,7 +972,7 @@ pub(crate) unsafe fn gemm_strided(
                 n,
                 k,
                 alpha,
-                a,
+                ASrc::Strided(a),
                 BSrc::Strided(b),
                 beta,
                 c,
@@ -1231,7 +1279,21 @@ pub fn sgemm_conv_with_isa(
     // SAFETY: `locate` proved A, the image and C (and the epilogue's vectors) are inside their
     // slices, `check_c_distinct` that C's elements are distinct; `&mut c` excludes aliasing;
     // `isa` is available.
-    unsafe { gemm_parallel(isa, m, n, k, alpha, a, b, beta, c, epi, threads) };
+    unsafe {
+        gemm_parallel(
+            isa,
+            m,
+            n,
+            k,
+            alpha,
+            ASrc::Strided(a),
+            b,
+            beta,
+            c,
+            epi,
+            threads,
+        )
+    };
     Ok(())
 }
 
@@ -1389,7 +1451,21 @@ pub fn sgemm_packed_b_with_isa(
     };
     // SAFETY: as in `sgemm_with_isa`; the packed data holds k blocks of n_pad columns, as
     // `PackedB` guarantees.
-    unsafe { gemm_parallel(isa, m, n, k, alpha, a, b, beta, c, Epi::NONE, threads) };
+    unsafe {
+        gemm_parallel(
+            isa,
+            m,
+            n,
+            k,
+            alpha,
+            ASrc::Strided(a),
+            b,
+            beta,
+            c,
+            Epi::NONE,
+            threads,
+        )
+    };
     Ok(())
 }
 
@@ -1440,7 +1516,7 @@ mod tests {
         );
         // SAFETY: row-major operands of exactly their shapes; the epilogue's vectors (built by
         // the caller) cover C's rows, columns or elements; `isa` is available.
-        unsafe { gemm_split(isa, m, n, k, 1.5, a, b, -0.5, cm, epi, s) };
+        unsafe { gemm_split(isa, m, n, k, 1.5, ASrc::Strided(a), b, -0.5, cm, epi, s) };
         c.iter().map(|v| v.to_bits()).collect()
     }
 
@@ -1583,6 +1659,7 @@ mod tests {
                 );
                 // SAFETY: A and C are row-major of exactly their shapes, the image holds
                 // g.image_len() floats; `isa` is available.
+                let am = ASrc::Strided(am);
                 unsafe { gemm_split(isa, m, n, k, 1.0, am, b, 0.0, cm, Epi::NONE, s) };
                 c.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
             };

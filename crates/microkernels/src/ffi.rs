@@ -17,7 +17,7 @@
 //! is `unsafe`: the caller must uphold the contract written on it, or the behaviour is
 //! undefined.
 
-use crate::driver::{Act, BSrc, Epi, MatMut, MatRef, gemm_parallel, gemm_strided};
+use crate::driver::{ASrc, Act, BSrc, Epi, MatMut, MatRef, gemm_parallel, gemm_strided};
 use crate::isa::Isa;
 use crate::kernels::{tile_fn, tile_partial};
 use crate::layout::{MR, NR};
@@ -173,9 +173,14 @@ pub unsafe extern "C" fn sinter_sgemm_epilogue(
 /// under `*geom` (`n = geom.n()`, `k = geom.k()`), which is never built: the driver packs its
 /// blocks straight from the image.
 ///
+/// If `a_packed` is not 0, `a` is the weights packed whole ([`crate::pack_a_whole`] of an
+/// `m x geom.k()` matrix) and `rsa`, `csa` are unused: constant weights packed once, when the
+/// graph was compiled.
+///
 /// # Safety
 /// As for [`sinter_sgemm_epilogue`] with that B; `geom` must point to a readable
-/// [`crate::ConvGeom`] and `x` be readable for `geom.image_len()` floats, not overlapping C.
+/// [`crate::ConvGeom`] and `x` be readable for `geom.image_len()` floats, not overlapping C;
+/// a packed `a` must hold [`crate::layout::packed_a_whole_len`]`(m, geom.k())` floats.
 #[allow(clippy::too_many_arguments)] // the BLAS argument list
 pub unsafe extern "C" fn sinter_sgemm_conv(
     m: usize,
@@ -183,6 +188,7 @@ pub unsafe extern "C" fn sinter_sgemm_conv(
     a: *const f32,
     rsa: isize,
     csa: isize,
+    a_packed: u8,
     x: *const f32,
     geom: *const crate::ConvGeom,
     beta: f32,
@@ -201,10 +207,18 @@ pub unsafe extern "C" fn sinter_sgemm_conv(
 ) {
     // SAFETY: the caller's contract.
     let geom = unsafe { *geom };
-    let a = MatRef {
-        ptr: a,
-        rs: rsa,
-        cs: csa,
+    let a = if a_packed != 0 {
+        ASrc::Packed {
+            data: a,
+            m_pad: m.div_ceil(MR) * MR,
+            row0: 0,
+        }
+    } else {
+        ASrc::Strided(MatRef {
+            ptr: a,
+            rs: rsa,
+            cs: csa,
+        })
     };
     let c = MatMut {
         ptr: c,
@@ -281,7 +295,7 @@ pub unsafe extern "C" fn sinter_sgemm_packed_b(
             n,
             k,
             alpha,
-            a,
+            ASrc::Strided(a),
             b,
             beta,
             c,

@@ -42,6 +42,15 @@ pub const fn packed_a_len(mc: usize, kc: usize) -> usize {
     mc.div_ceil(MR) * MR * kc
 }
 
+/// Floats of a whole `m x k` A packed ahead of time ([`crate::pack_a_whole`]): for each
+/// slice of `KC` columns (the last may be narrower), the panels of all `ceil(m / MR)` row
+/// groups, one after another. The slice starting at column `pc` (with `kc` columns) starts at
+/// `pc * m_pad` (`m_pad = ceil(m / MR) * MR`), its panel `q` at `pc * m_pad + q * MR * kc`:
+/// so any range of rows that starts at a multiple of `MR` (a thread's share) is addressable.
+pub const fn packed_a_whole_len(m: usize, k: usize) -> usize {
+    m.div_ceil(MR) * MR * k
+}
+
 /// Floats needed for a packed block of B with `kc` rows and `nc` columns.
 pub const fn packed_b_len(kc: usize, nc: usize) -> usize {
     nc.div_ceil(NR) * NR * kc

@@ -69,6 +69,35 @@ pub use isa::Isa;
 pub use layout::{KC, MC, MR, NC, NR};
 pub use packed_b::PackedB;
 
+/// Packs a whole row-major-or-strided `m x k` A once (constant weights), in the layout of
+/// [`layout::packed_a_whole_len`], for [`ffi::sinter_sgemm_conv`] with `a_packed`.
+///
+/// # Errors
+/// [`GemmError::SliceTooShort`] or [`GemmError::Overflow`] if `a` does not hold the matrix.
+pub fn pack_a_whole(
+    m: usize,
+    k: usize,
+    a: &[f32],
+    rsa: isize,
+    csa: isize,
+) -> Result<Vec<f32>, GemmError> {
+    let a0 = driver::locate("A", m, k, rsa, csa, a.len())?;
+    let m_pad = m.div_ceil(MR) * MR;
+    let mut out = vec![0.0f32; layout::packed_a_whole_len(m, k)];
+    let isa = Isa::detect();
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        let src = a
+            .as_ptr()
+            .wrapping_add(a0)
+            .wrapping_offset(pc as isize * csa);
+        // SAFETY: `locate` proved every element (i < m, p < k) of A is inside `a`; the slice's
+        // panels take m_pad * kc floats at pc * m_pad, inside `out`; `isa` is available.
+        unsafe { pack::pack_a(isa, m, kc, src, rsa, csa, out.as_mut_ptr().add(pc * m_pad)) };
+    }
+    Ok(out)
+}
+
 /// Why a GEMM call was rejected. Returned by the safe API before any element is touched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GemmError {

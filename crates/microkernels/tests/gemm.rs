@@ -13,9 +13,9 @@
 #![allow(unsafe_code)]
 
 use sinter_microkernels::{
-    Activation, Bias, ConvGeom, Epilogue, GemmError, Isa, MR, NR, PackedB, ffi, layout, sgemm,
-    sgemm_conv_with_isa, sgemm_epilogue_with_isa, sgemm_packed_b, sgemm_packed_b_with_isa,
-    sgemm_threaded, sgemm_with_isa,
+    Activation, Bias, ConvGeom, Epilogue, GemmError, Isa, MR, NR, PackedB, ffi, layout,
+    pack_a_whole, sgemm, sgemm_conv_with_isa, sgemm_epilogue_with_isa, sgemm_packed_b,
+    sgemm_packed_b_with_isa, sgemm_threaded, sgemm_with_isa,
 };
 
 /// A small deterministic generator (xorshift), values in [-1, 1).
@@ -977,4 +977,88 @@ fn implicit_im2col_equals_explicit() {
         matches!(err, Err(GemmError::SliceTooShort { operand: "x", .. })),
         "{err:?}"
     );
+}
+
+/// Weights packed whole ahead of time (`pack_a_whole`, as the runtime does for constant conv
+/// weights) give the convolution bit for bit as packing on the fly: m not a multiple of MR,
+/// m > MC (several row blocks), k > KC (several k slices), on 1, 2 and 3 threads (row and
+/// column shares), through the C-ABI entry the JIT calls.
+#[test]
+fn prepacked_conv_weights_equal_packing_on_the_fly() {
+    let mut rng = Rng(37);
+    let g = ConvGeom {
+        channels: 40,
+        h: 15,
+        w: 13,
+        kh: 3,
+        kw: 3,
+        stride: [1, 1],
+        pad: [1, 1],
+        dilation: [1, 1],
+        oh: 15,
+        ow: 13,
+    };
+    let (n, k) = (g.n(), g.k());
+    for m in [5, 50, 200] {
+        let (a, x, bias) = (rng.vec(m * k), rng.vec(g.image_len()), rng.vec(m));
+        let packed = pack_a_whole(m, k, &a, k as isize, 1).unwrap();
+        assert_eq!(packed.len(), layout::packed_a_whole_len(m, k));
+        let epilogue = Epilogue {
+            bias: Bias::PerRow(&bias),
+            activation: Activation::Relu,
+        };
+        let mut want = vec![f32::NAN; m * n];
+        sgemm_conv_with_isa(
+            Isa::detect(),
+            m,
+            1.0,
+            &a,
+            k as isize,
+            1,
+            &x,
+            &g,
+            0.0,
+            &mut want,
+            n as isize,
+            1,
+            1,
+            &epilogue,
+        )
+        .unwrap();
+        for threads in [1, 2, 3] {
+            let mut got = vec![f32::NAN; m * n];
+            // SAFETY: `packed` holds packed_a_whole_len(m, k) floats, the image
+            // g.image_len(), C m*n row-major, the bias m values; geom is a live ConvGeom.
+            unsafe {
+                ffi::sinter_sgemm_conv(
+                    m,
+                    1.0,
+                    packed.as_ptr(),
+                    0,
+                    0,
+                    1,
+                    x.as_ptr(),
+                    &g,
+                    0.0,
+                    got.as_mut_ptr(),
+                    n as isize,
+                    1,
+                    threads,
+                    bias.as_ptr(),
+                    1,
+                    0,
+                    1,
+                    0.0,
+                    std::ptr::null(),
+                    0,
+                    0,
+                )
+            };
+            let same = want
+                .iter()
+                .zip(&got)
+                .all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same, "m {m}, {threads} threads");
+        }
+    }
 }

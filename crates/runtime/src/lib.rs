@@ -78,6 +78,15 @@ pub enum CompileError {
     /// Code generation failed.
     #[error(transparent)]
     Jit(#[from] sinter_jit::JitError),
+    /// A constant could not be packed for the GEMM driver (an internal inconsistency between
+    /// lowering and the runtime; never expected).
+    #[error("internal: packing constant `{name}` for the GEMM driver: {message}")]
+    Pack {
+        /// The constant's name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The memory plan exceeds [`CompileOptions::memory_budget`].
     #[error(
         "graph `@{graph}` needs {needed} bytes ({} MiB: arena and constants), over the memory \
@@ -172,15 +181,90 @@ impl Bytes {
     }
 }
 
+fn f32_bytes(v: &[f32]) -> Bytes {
+    let mut b = Bytes::zeroed(v.len() * 4);
+    let dst: &mut [u8] = bytemuck_u8(&mut b.0);
+    for (i, x) in v.iter().enumerate() {
+        dst[4 * i..4 * i + 4].copy_from_slice(&x.to_ne_bytes());
+    }
+    b
+}
+
+/// Constants packed once for the GEMM driver: every buffer that lowering marked
+/// [`sinter_lower::BufDecl::pack_a`] (a convolution's constant weights) gets the packed form of
+/// its constant, shared by all kernels that pack the same constant the same way. Returns the
+/// packed data and, per `(step, buffer)`, its index in it.
+#[allow(clippy::type_complexity)] // two parallel results, used once
+fn pack_constants(
+    graph: &Graph,
+    program: &sinter_lower::Program,
+    loc: &HashMap<Value, Loc>,
+    const_tensors: &[&Tensor],
+) -> Result<(Vec<Vec<f32>>, HashMap<(usize, usize), usize>), CompileError> {
+    let mut packed: Vec<Vec<f32>> = Vec::new();
+    let mut of: HashMap<(usize, sinter_lower::loops::PackA), usize> = HashMap::new();
+    let mut at = HashMap::new();
+    for (s, step) in program.steps.iter().enumerate() {
+        let bound = step
+            .kernel
+            .bufs
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !b.scratch);
+        for ((bi, b), v) in bound.zip(&step.args) {
+            let Some(p) = b.pack_a else { continue };
+            let err = |message: String| CompileError::Pack {
+                name: graph.value_name(*v).to_string(),
+                message,
+            };
+            let Some(&Loc::Const(ci)) = loc.get(v) else {
+                return Err(err("the buffer is not bound to a constant".into()));
+            };
+            let idx = match of.get(&(ci, p)) {
+                Some(&i) => i,
+                None => {
+                    let TensorData::F32(w) = const_tensors[ci].data() else {
+                        return Err(err("the constant is not f32".into()));
+                    };
+                    let size = p.m * p.k;
+                    if w.len() != size * p.groups {
+                        return Err(err(format!(
+                            "{} elements, not {} matrices of {}x{}",
+                            w.len(),
+                            p.groups,
+                            p.m,
+                            p.k
+                        )));
+                    }
+                    let mut out = Vec::with_capacity(b.len);
+                    for m in w.chunks_exact(size) {
+                        let one = sinter_microkernels::pack_a_whole(p.m, p.k, m, p.k as isize, 1)
+                            .map_err(|e| err(e.to_string()))?;
+                        out.extend(one);
+                    }
+                    if out.len() != b.len {
+                        return Err(err(format!(
+                            "packed to {} floats, the kernel expects {}",
+                            out.len(),
+                            b.len
+                        )));
+                    }
+                    packed.push(out);
+                    of.insert((ci, p), packed.len() - 1);
+                    packed.len() - 1
+                }
+            };
+            at.insert((s, bi), idx);
+        }
+    }
+    Ok((packed, at))
+}
+
 fn tensor_bytes(t: &Tensor) -> Bytes {
     let mut b = Bytes::zeroed(t.numel() * t.dtype().size_bytes());
     let dst: &mut [u8] = bytemuck_u8(&mut b.0);
     match t.data() {
-        TensorData::F32(v) => {
-            for (i, x) in v.iter().enumerate() {
-                dst[4 * i..4 * i + 4].copy_from_slice(&x.to_ne_bytes());
-            }
-        }
+        TensorData::F32(v) => return f32_bytes(v),
         TensorData::I64(v) => {
             for (i, x) in v.iter().enumerate() {
                 dst[8 * i..8 * i + 8].copy_from_slice(&x.to_ne_bytes());
@@ -324,9 +408,11 @@ impl Compiled {
             }
         }
         let plan = plan::plan(&reqs);
+        let (packed, packed_at) = pack_constants(graph, &program, &loc, &const_tensors)?;
         let const_bytes = const_tensors
             .iter()
             .map(|t| t.numel().saturating_mul(t.dtype().size_bytes()))
+            .chain(packed.iter().map(|p| p.len() * 4))
             .fold(0usize, usize::saturating_add);
         let needed = plan.peak_bytes.saturating_add(const_bytes);
         if needed > opts.memory_budget {
@@ -338,7 +424,12 @@ impl Compiled {
         }
         let kernels: Vec<_> = program.steps.iter().map(|s| s.kernel.clone()).collect();
         let module = sinter_jit::compile(&kernels, opts.jit, opts.keep_clif)?;
-        let consts: Vec<Bytes> = const_tensors.into_iter().map(tensor_bytes).collect();
+        let n_consts = const_tensors.len();
+        let consts: Vec<Bytes> = const_tensors
+            .into_iter()
+            .map(tensor_bytes)
+            .chain(packed.iter().map(|p| f32_bytes(p)))
+            .collect();
         for (v, &r) in &req_of {
             loc.insert(*v, Loc::Arena(plan.offsets[r]));
         }
@@ -370,11 +461,16 @@ impl Compiled {
                 .kernel
                 .bufs
                 .iter()
-                .map(|b| {
+                .enumerate()
+                .map(|(bi, b)| {
                     if b.scratch {
                         Loc::Arena(plan.offsets[*scr.next().expect("one request per scratch")])
                     } else {
-                        loc[bound.next().expect("one value per bound buffer")]
+                        let v = bound.next().expect("one value per bound buffer");
+                        match packed_at.get(&(s, bi)) {
+                            Some(&p) => Loc::Const(n_consts + p),
+                            None => loc[v],
+                        }
                     }
                 })
                 .collect();

@@ -605,3 +605,67 @@ fn vectorised_reductions_and_pools_are_exact() {
         }
     }
 }
+
+/// Constant conv weights are packed once at compile time (`BufDecl::pack_a`) and the packed
+/// convolutions match the interpreter, normal and bounds-checked: groups, an output-channel
+/// count that is not a multiple of the 6-row panels, more rows than one cache block (150 >
+/// 144), k > 192 (several k slices), stride, padding and dilation, one constant read by two
+/// convolutions, and a 1x1 convolution (no im2col: its weights stay as they are).
+#[test]
+fn constant_conv_weights_are_prepacked() {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut lit = |n: usize| -> String {
+        let v: Vec<String> = (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                format!(
+                    "{:?}",
+                    ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                )
+            })
+            .collect();
+        format!("[{}]", v.join(", "))
+    };
+    let src = format!(
+        "graph @prepack {{ input %x: f32[2,6,9,7]  input %u: f32[1,24,6,5]
+           const %w: f32[10,3,3,3] = {}
+           const %b: f32[10] = {}
+           const %v: f32[150,24,3,3] = {}
+           const %p: f32[4,6,1,1] = {}
+           %y = conv2d(%x, %w, %b) {{pad=[1, 1, 1, 1], groups=2}}  %yr = relu(%y)
+           %z = conv2d(%x, %w) {{stride=[2, 1], pad=[2, 0, 1, 3], dilation=[1, 2], groups=2}}
+           %e = conv2d(%u, %v) {{pad=[1, 1, 1, 1]}}
+           %q = conv2d(%x, %p)
+           output %yr, %z, %e, %q }}",
+        lit(270),
+        lit(10),
+        lit(150 * 216),
+        lit(24)
+    );
+    let g = sinter_ir::parse(&src).unwrap();
+    let program = sinter_lower::lower_graph(&g, sinter_lower::LowerOptions::default()).unwrap();
+    let packed: Vec<(String, sinter_lower::loops::PackA)> = program
+        .steps
+        .iter()
+        .flat_map(|s| s.kernel.bufs.iter())
+        .filter_map(|b| b.pack_a.map(|p| (b.name.clone(), p)))
+        .collect();
+    let pack = |m, k, groups| sinter_lower::loops::PackA { m, k, groups };
+    assert_eq!(
+        packed,
+        [
+            ("w".to_string(), pack(5, 27, 2)),
+            ("w".to_string(), pack(5, 27, 2)),
+            ("v".to_string(), pack(150, 216, 1)),
+        ]
+    );
+    for (seed, opts) in [CompileOptions::default(), CompileOptions::checked()]
+        .into_iter()
+        .enumerate()
+    {
+        let inputs = inputs_for(&g, 40 + seed as u64);
+        check(&g, &inputs, opts, 1e-5);
+    }
+}
