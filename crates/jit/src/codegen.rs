@@ -465,7 +465,11 @@ impl<'b> Emitter<'_, 'b> {
             pa,
             i(self, g.a.rs),
             i(self, g.a.cs),
-            self.b.ins().iconst(types::I8, i64::from(g.a_packed)),
+            // `sinter_sgemm_conv`'s flags: bit 0 packed A, bit 1 transposed im2col.
+            self.b.ins().iconst(
+                types::I8,
+                i64::from(g.a_packed) | (i64::from(geo.transposed) << 1),
+            ),
             px,
             geom,
             self.f32c(g.beta),

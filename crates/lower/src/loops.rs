@@ -266,6 +266,9 @@ pub struct Im2col {
     pub oh: usize,
     /// Output width.
     pub ow: usize,
+    /// B is the transpose of that matrix (`oh * ow` rows, `channels * kh * kw` columns): a
+    /// weight gradient's `dw = dy * col^T`.
+    pub transposed: bool,
 }
 
 impl Im2col {
@@ -642,7 +645,8 @@ fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'
                 let b = match &g.im2col {
                     None => m(&g.b),
                     Some(i) => format!(
-                        "im2col({}[{}] c={} h={} w={} kernel={}x{} stride={:?} pad={:?} dilation={:?} out={}x{})",
+                        "im2col{}({}[{}] c={} h={} w={} kernel={}x{} stride={:?} pad={:?} dilation={:?} out={}x{})",
+                        if i.transposed { "^T" } else { "" },
                         k.bufs[g.b.buf.0 as usize].name,
                         Show(k, &g.b.offset),
                         i.channels,

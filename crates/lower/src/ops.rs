@@ -29,6 +29,10 @@ pub struct LowerOptions {
     pub microkernels: bool,
     /// Threads the GEMM driver may use.
     pub threads: usize,
+    /// Im2col matrices larger than this many bytes are implicit (packed by the driver from
+    /// the image), smaller ones built by the kernel (see [`IMPLICIT_IM2COL_BYTES`], the
+    /// default; tests set 0 to run every convolution through the implicit path).
+    pub implicit_im2col_bytes: usize,
 }
 
 impl Default for LowerOptions {
@@ -37,6 +41,7 @@ impl Default for LowerOptions {
             fast_math: false,
             microkernels: true,
             threads: 1,
+            implicit_im2col_bytes: IMPLICIT_IM2COL_BYTES,
         }
     }
 }
@@ -429,7 +434,7 @@ pub fn lower_op(
             o,
             axes_of(*stride, *pad, *dilation),
             *groups as usize,
-            opt.threads,
+            opt,
         )?,
         Op::Conv2d {
             stride,
@@ -490,7 +495,7 @@ pub fn lower_op(
             o,
             axes_of(*stride, *pad, *dilation),
             *groups as usize,
-            opt.threads,
+            opt,
         )?,
         Op::Conv2dWeightGrad {
             kernel: _,
@@ -1165,8 +1170,10 @@ fn gemm_gemm(
 }
 
 /// conv2d as GEMM per image and group: `y[g] = w[g] (C_out/g x C_in/g*kH*kW) * col`, where
-/// `col` is the im2col matrix (built in a scratch buffer, zeros in the padding), or the input
-/// itself for 1x1 stride-1 unpadded convolutions. The bias is the driver's epilogue.
+/// `col` is the im2col matrix: implicit for a large one (the driver packs its blocks straight
+/// from the image, [`Im2col`]), built in a scratch buffer for a small one (see
+/// [`IMPLICIT_IM2COL_BYTES`]); or the input itself for 1x1 stride-1 unpadded convolutions.
+/// The bias is the driver's epilogue.
 #[allow(clippy::too_many_arguments)]
 fn gemm_conv2d(
     k: &mut Kernel,
@@ -1176,8 +1183,9 @@ fn gemm_conv2d(
     o: Buf,
     ax: [Axis; 2],
     groups: usize,
-    threads: usize,
+    opt: LowerOptions,
 ) -> R<()> {
+    let threads = opt.threads;
     let xd = dims4(ins[0])?;
     let wd = dims4(ins[1])?;
     let od = dims4(out)?;
@@ -1188,42 +1196,14 @@ fn gemm_conv2d(
     let cog = c_out / groups;
     let kdim = cig * kh * kw;
     let ohw = oh * ow;
-    let direct = kh == 1
-        && kw == 1
-        && ax
-            .iter()
-            .all(|a| a.stride == 1 && a.before == 0 && a.after == 0);
-    // Otherwise B is the im2col matrix: implicit (packed by the driver straight from the
-    // image) where the geometry fits the driver's (positive strides and dilations,
-    // non-negative leading padding), else built in a scratch buffer.
-    let implicit = (!direct
-        && ax
-            .iter()
-            .all(|a| a.stride > 0 && a.dilation > 0 && a.before >= 0))
-    .then(|| Im2col {
-        channels: cig,
-        h,
-        w,
-        kh,
-        kw,
-        stride: ax.map(|a| a.stride as usize),
-        pad: ax.map(|a| a.before as usize),
-        dilation: ax.map(|a| a.dilation as usize),
-        oh,
-        ow,
-    });
-    let col = if direct || implicit.is_some() {
-        None
-    } else {
-        Some(k.scratch("col", Ty::F32, kdim * ohw))
-    };
+    let (cols, col) = im2col_choice(k, ax, [cig, h, w], [kh, kw], [oh, ow], false, opt);
     let (x, wb) = (ib[0], ib[1]);
     let s = nest(k, &[n, groups], "g", |k, bg| {
         let (b, g) = (bg[0].clone(), bg[1].clone());
         let mut s = Vec::new();
         let bmat = match col {
-            // The image of this batch element and group: the whole B if direct, else the
-            // image of the implicit im2col matrix.
+            // The image of this batch element and group: B itself for a 1x1 stride-1
+            // unpadded convolution, else the image of the implicit im2col matrix.
             None => mat(
                 x,
                 (b.clone() * c(c_in) + g.clone() * c(cig)) * c(h * w),
@@ -1258,7 +1238,7 @@ fn gemm_conv2d(
                 bias: ib.get(2).map(|&bb| mat(bb, g * c(cog), 1, 0)),
                 act: None,
             },
-            im2col: implicit.clone(),
+            im2col: cols.clone(),
             a_packed: false,
         })));
         s
@@ -1269,8 +1249,8 @@ fn gemm_conv2d(
 
 /// conv2d's weight gradient as GEMM per image and group, accumulated over the batch:
 /// `dw[g] (C_out/g x C_in/g*kH*kW) += dy[b, g] (C_out/g x oH*oW) * col^T`, where `col` is the
-/// forward conv's im2col matrix of image `b` (or the input itself for 1x1 stride-1 unpadded
-/// convolutions), read transposed through its strides.
+/// forward conv's im2col matrix of image `b`, implicit or built as in [`gemm_conv2d`] (or the
+/// input itself for 1x1 stride-1 unpadded convolutions), read transposed.
 #[allow(clippy::too_many_arguments)]
 fn gemm_conv_weight_grad(
     k: &mut Kernel,
@@ -1280,8 +1260,9 @@ fn gemm_conv_weight_grad(
     o: Buf,
     ax: [Axis; 2],
     groups: usize,
-    threads: usize,
+    opt: LowerOptions,
 ) -> R<()> {
+    let threads = opt.threads;
     let xd = dims4(ins[0])?;
     let dd = dims4(ins[1])?;
     let wd = dims4(out)?;
@@ -1292,16 +1273,7 @@ fn gemm_conv_weight_grad(
     let cog = c_out / groups;
     let kdim = cig * kh * kw;
     let ohw = oh * ow;
-    let direct = kh == 1
-        && kw == 1
-        && ax
-            .iter()
-            .all(|a| a.stride == 1 && a.before == 0 && a.after == 0);
-    let col = if direct {
-        None
-    } else {
-        Some(k.scratch("col", Ty::F32, kdim * ohw))
-    };
+    let (cols, col) = im2col_choice(k, ax, [cig, h, w], [kh, kw], [oh, ow], true, opt);
     fill(k, o, out.numel(), Expr::F(0.0));
     let (x, dy) = (ib[0], ib[1]);
     let s = nest(k, &[n, groups], "g", |k, bg| {
@@ -1309,6 +1281,8 @@ fn gemm_conv_weight_grad(
         let mut s = Vec::new();
         // B = col^T: element (p, q) is col[q, p].
         let bmat = match col {
+            // The input itself read transposed for a 1x1 stride-1 unpadded convolution, else
+            // the image of the implicit transposed matrix.
             None => mat(
                 x,
                 (b.clone() * c(c_in) + g.clone() * c(cig)) * c(h * w),
@@ -1339,7 +1313,7 @@ fn gemm_conv_weight_grad(
             c: mat(o, g * c(cog * kdim), kdim, 1),
             threads,
             epilogue: GemmEpilogue::default(),
-            im2col: None,
+            im2col: cols.clone(),
             a_packed: false,
         })));
         s
@@ -1358,6 +1332,67 @@ fn tap_range(kx: i64, a: Axis, extent: usize, outs: usize) -> (i64, i64, i64) {
     let lo = (-(shift.div_euclid(a.stride))).clamp(0, outs as i64);
     let hi = ((extent as i64 - 1 - shift).div_euclid(a.stride) + 1).clamp(lo, outs as i64);
     (shift, lo, hi)
+}
+
+/// Im2col matrices up to this size are built explicitly (the default of
+/// [`LowerOptions::implicit_im2col_bytes`]), larger ones packed by the driver
+/// straight from the image. The JIT's im2col (compile-time ranges, `kx` unrolled, four lanes
+/// at a time) costs less per element than the driver's packing, whose per-run bookkeeping
+/// dominates on small images (LeNet's 10x10 outputs: a conv 0.71 -> 1.31 ms implicit); a
+/// large matrix, though, is written and read back through memory (64 channels at 56x56: 7 MB,
+/// 7.8 -> 5.3 ms implicit). Measured crossover about 1 MiB (a 1.1 MB matrix: level).
+const IMPLICIT_IM2COL_BYTES: usize = 1 << 20;
+
+/// How a convolution's GEMM gets its im2col operand: `(Some(implicit), None)` packed by the
+/// driver from the image, `(None, Some(col))` built in the scratch buffer `col` by
+/// [`im2col`], or `(None, None)` for a 1x1 stride-1 unpadded convolution (B is the image).
+fn im2col_choice(
+    k: &mut Kernel,
+    ax: [Axis; 2],
+    image: [usize; 3],
+    kernel: [usize; 2],
+    out: [usize; 2],
+    transposed: bool,
+    opt: LowerOptions,
+) -> (Option<Im2col>, Option<Buf>) {
+    match im2col_of(ax, image, kernel, out, transposed) {
+        Some(i) if i.channels * i.kh * i.kw * i.oh * i.ow * 4 <= opt.implicit_im2col_bytes => {
+            let len = i.channels * i.kh * i.kw * i.oh * i.ow;
+            (None, Some(k.scratch("col", Ty::F32, len)))
+        }
+        geo => (geo, None),
+    }
+}
+
+/// The implicit im2col operand of a convolution's GEMM (or of its weight gradient's, then
+/// `transposed`), or `None` for a 1x1 stride-1 unpadded convolution, whose B is the image
+/// itself. The verifier guarantees strides and dilations >= 1 and pads >= 0, the geometry the
+/// driver's packing takes.
+fn im2col_of(
+    ax: [Axis; 2],
+    [channels, h, w]: [usize; 3],
+    [kh, kw]: [usize; 2],
+    [oh, ow]: [usize; 2],
+    transposed: bool,
+) -> Option<Im2col> {
+    let direct = kh == 1
+        && kw == 1
+        && ax
+            .iter()
+            .all(|a| a.stride == 1 && a.before == 0 && a.after == 0);
+    (!direct).then(|| Im2col {
+        channels,
+        h,
+        w,
+        kh,
+        kw,
+        stride: ax.map(|a| a.stride as usize),
+        pad: ax.map(|a| a.before as usize),
+        dilation: ax.map(|a| a.dilation as usize),
+        oh,
+        ow,
+        transposed,
+    })
 }
 
 /// The im2col matrix of one image and group: row `(ci, ky, kx)` (the weight's `K` order),
@@ -1737,7 +1772,7 @@ fn gemm_conv_transpose2d(
 
 /// col2im of one image and group: each `cols` element (row `(co, ky, kx)`, column `(y, x)`)
 /// is added to the output position its tap reaches, `(y * stride + ky * dilation - before,
-/// x * ...)`, if inside. The kernel's `kx` is unrolled (as in [`im2col`]), so that along
+/// x * ...)`, if inside. The kernel's `kx` is unrolled, so that along
 /// each row the columns whose output lands inside form one range known at compile time: no
 /// test per element, and with stride 1 a contiguous (vectorised) add. Every output still
 /// receives its taps in `(ky, kx)` order, as the interpreter adds them.

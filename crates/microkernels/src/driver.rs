@@ -18,7 +18,7 @@
 use std::sync::Mutex;
 
 use crate::GemmError;
-use crate::im2col::{ConvGeom, pack_b_conv};
+use crate::im2col::{ConvGeom, pack_b_conv, pack_b_conv_t};
 use crate::isa::Isa;
 use crate::kernels::{DirectTileFn, TileFn, direct_tile_fn, tile_fn, tile_partial};
 use crate::layout::{KC, MC, MR, NC, NR, packed_a_len, packed_b_len};
@@ -337,6 +337,13 @@ pub(crate) enum BSrc {
         geom: ConvGeom,
         col0: usize,
     },
+    /// The transpose of that matrix (`geom.n() x geom.k()`: a weight gradient's B); this
+    /// (sub-)problem starts at column `col0`.
+    ConvT {
+        x: *const f32,
+        geom: ConvGeom,
+        col0: usize,
+    },
 }
 
 /// A growable 64-byte-aligned scratch buffer.
@@ -485,7 +492,9 @@ pub(crate) unsafe fn gemm_serial(
         let kc_max = k.min(KC);
         let abuf = work.0.get(packed_a_len(m.min(MC), kc_max));
         let bbuf = match b {
-            BSrc::Strided(_) | BSrc::Conv { .. } => work.1.get(packed_b_len(kc_max, n.min(NC))),
+            BSrc::Strided(_) | BSrc::Conv { .. } | BSrc::ConvT { .. } => {
+                work.1.get(packed_b_len(kc_max, n.min(NC)))
+            }
             BSrc::Packed { .. } => std::ptr::null_mut(),
         };
         // SAFETY: the buffers are sized for the largest block; the caller's contract covers
@@ -555,6 +564,12 @@ unsafe fn nest(
                     // implicit matrix (the caller's contract: k and n are the geometry's, less
                     // col0); bbuf is large enough for the block.
                     unsafe { pack_b_conv(&geom, x, pc, kc, col0 + jc, nc, bbuf) };
+                    bbuf
+                }
+                BSrc::ConvT { x, geom, col0 } => {
+                    // SAFETY: as for Conv, in the transposed matrix (k = geom.n(),
+                    // n = geom.k() less col0).
+                    unsafe { pack_b_conv_t(isa, &geom, x, pc, kc, col0 + jc, nc, bbuf) };
                     bbuf
                 }
             };
@@ -866,6 +881,11 @@ pub(crate) unsafe fn gemm_split(
                     col0: col0 + lo,
                 },
                 BSrc::Conv { x, geom, col0 } => BSrc::Conv {
+                    x,
+                    geom,
+                    col0: col0 + lo,
+                },
+                BSrc::ConvT { x, geom, col0 } => BSrc::ConvT {
                     x,
                     geom,
                     col0: col0 + lo,

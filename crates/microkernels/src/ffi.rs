@@ -173,9 +173,10 @@ pub unsafe extern "C" fn sinter_sgemm_epilogue(
 /// under `*geom` (`n = geom.n()`, `k = geom.k()`), which is never built: the driver packs its
 /// blocks straight from the image.
 ///
-/// If `a_packed` is not 0, `a` is the weights packed whole ([`crate::pack_a_whole`] of an
+/// `flags` bit 0: `a` is the weights packed whole ([`crate::pack_a_whole`] of an
 /// `m x geom.k()` matrix) and `rsa`, `csa` are unused: constant weights packed once, when the
-/// graph was compiled.
+/// graph was compiled. Bit 1: B is the *transposed* im2col matrix (`n = geom.k()`,
+/// `k = geom.n()`): a weight gradient `dw = dy * col^T`, A being `dy` (`m x geom.n()`).
 ///
 /// # Safety
 /// As for [`sinter_sgemm_epilogue`] with that B; `geom` must point to a readable
@@ -188,7 +189,7 @@ pub unsafe extern "C" fn sinter_sgemm_conv(
     a: *const f32,
     rsa: isize,
     csa: isize,
-    a_packed: u8,
+    flags: u8,
     x: *const f32,
     geom: *const crate::ConvGeom,
     beta: f32,
@@ -207,7 +208,7 @@ pub unsafe extern "C" fn sinter_sgemm_conv(
 ) {
     // SAFETY: the caller's contract.
     let geom = unsafe { *geom };
-    let a = if a_packed != 0 {
+    let a = if flags & 1 != 0 {
         ASrc::Packed {
             data: a,
             m_pad: m.div_ceil(MR) * MR,
@@ -231,23 +232,13 @@ pub unsafe extern "C" fn sinter_sgemm_conv(
         cs: bias_cs,
         act: Act::from_code(act, act_alpha, slope, slope_rs, slope_cs).unwrap_or(Act::None),
     };
-    let b = BSrc::Conv { x, geom, col0: 0 };
+    let (b, n, k) = if flags & 2 != 0 {
+        (BSrc::ConvT { x, geom, col0: 0 }, geom.k(), geom.n())
+    } else {
+        (BSrc::Conv { x, geom, col0: 0 }, geom.n(), geom.k())
+    };
     // SAFETY: the caller's contract is the driver's; the detected ISA is available.
-    unsafe {
-        gemm_parallel(
-            Isa::detect(),
-            m,
-            geom.n(),
-            geom.k(),
-            alpha,
-            a,
-            b,
-            beta,
-            c,
-            epi,
-            threads,
-        )
-    }
+    unsafe { gemm_parallel(Isa::detect(), m, n, k, alpha, a, b, beta, c, epi, threads) }
 }
 
 /// `C = alpha * A * B + beta * C` with B already packed: `packed` is

@@ -11,7 +11,9 @@
 //! The packed values are exactly those of `col`, so the product is bit-identical to the
 //! explicit im2col GEMM (the tests check both).
 
+use crate::isa::Isa;
 use crate::layout::NR;
+use crate::pack::{transpose_ok, transpose8};
 
 /// The geometry of one image's implicit im2col matrix (the C ABI passes a pointer to it).
 ///
@@ -58,7 +60,7 @@ impl ConvGeom {
         self.channels * self.h * self.w
     }
 
-    /// Element `(p, q)` of B, read from `x` (the reference for tests and the safe API).
+    /// Element `(p, q)` of the im2col matrix, read from `x` (the reference for tests).
     pub fn element(&self, x: &[f32], p: usize, q: usize) -> f32 {
         let (ci, ky, kx) = (p / (self.kh * self.kw), p / self.kw % self.kh, p % self.kw);
         let (oy, ox) = (q / self.ow, q % self.ow);
@@ -119,9 +121,66 @@ unsafe fn put(dst: *mut f32, kc: usize, p: usize, d: usize, len: usize, f: impl 
     }
 }
 
+/// A run of consecutive elements of one im2col row: zeros (padding), or values read from
+/// the image at `src + t * stride` for the run's `t`-th element.
+#[derive(Clone, Copy)]
+enum Run {
+    Zeros,
+    Image { src: *const f32, stride: usize },
+}
+
+/// Walks row `r` of the im2col matrix over columns `q0 .. q1`, calling `emit(d, len, run)`
+/// for consecutive runs (`d` counts from `q0`): per output row, the padding before, the
+/// inside and the padding after, each one run.
+#[inline(always)]
+fn walk_row(
+    g: &ConvGeom,
+    x: *const f32,
+    r: usize,
+    q0: usize,
+    q1: usize,
+    mut emit: impl FnMut(usize, usize, Run),
+) {
+    let (ci, ky, kx) = (r / (g.kh * g.kw), r / g.kw % g.kh, r % g.kw);
+    let sy = (ky * g.dilation[0]) as isize - g.pad[0] as isize;
+    let sx = (kx * g.dilation[1]) as isize - g.pad[1] as isize;
+    let (lo, hi) = inside(sx, g.stride[1], g.w, g.ow);
+    let chan = x.wrapping_add(ci * g.h * g.w);
+    let (mut q, mut oy, mut ox0) = (q0, q0 / g.ow, q0 % g.ow);
+    while q < q1 {
+        // The part of output row oy in this range: outputs ox0 .. ox0 + len.
+        let len = (g.ow - ox0).min(q1 - q);
+        let d = q - q0;
+        let iy = oy as isize * g.stride[0] as isize + sy;
+        if iy < 0 || iy >= g.h as isize {
+            emit(d, len, Run::Zeros);
+        } else {
+            let a = lo.clamp(ox0, ox0 + len);
+            let b = hi.clamp(a, ox0 + len);
+            emit(d, a - ox0, Run::Zeros);
+            // The input column of output a: inside the image for a < b.
+            let src = chan
+                .wrapping_add(iy as usize * g.w)
+                .wrapping_offset(a as isize * g.stride[1] as isize + sx);
+            emit(
+                d + a - ox0,
+                b - a,
+                Run::Image {
+                    src,
+                    stride: g.stride[1],
+                },
+            );
+            emit(d + b - ox0, ox0 + len - b, Run::Zeros);
+        }
+        q += len;
+        oy += 1;
+        ox0 = 0;
+    }
+}
+
 /// Packs the `kc x nc` block of the implicit im2col matrix starting at row `pc`, column `jc`
 /// into `ceil(nc / NR)` panels at `dst` (the layout of [`crate::layout`], columns past `nc`
-/// zero).
+/// zero): the B of a convolution, `y = w * col`.
 ///
 /// # Safety
 /// `x` must be readable for `g.image_len()` floats; `pc + kc <= g.k()`, `jc + nc <= g.n()`;
@@ -135,51 +194,117 @@ pub(crate) unsafe fn pack_b_conv(
     nc: usize,
     dst: *mut f32,
 ) {
-    let (khw, hw) = (g.kh * g.kw, g.h * g.w);
-    let end = jc + nc;
     for p in 0..kc {
-        let r = pc + p;
-        let (ci, ky, kx) = (r / khw, r / g.kw % g.kh, r % g.kw);
-        let sy = (ky * g.dilation[0]) as isize - g.pad[0] as isize;
-        let sx = (kx * g.dilation[1]) as isize - g.pad[1] as isize;
-        let (lo, hi) = inside(sx, g.stride[1], g.w, g.ow);
-        let chan = x.wrapping_add(ci * hw);
-        let (mut q, mut oy, mut ox0) = (jc, jc / g.ow, jc % g.ow);
-        while q < end {
-            // The part of output row oy in this block: outputs ox0 .. ox0 + len.
-            let len = (g.ow - ox0).min(end - q);
-            let d = q - jc;
-            let iy = oy as isize * g.stride[0] as isize + sy;
-            // SAFETY (all three): block columns d .. d + len of row p; reads at iy, ix inside
-            // the image (iy checked here, ix by lo..hi).
+        walk_row(g, x, pc + p, jc, jc + nc, |d, len, run| {
+            // SAFETY (both arms): block columns d .. d + len of row p; image reads inside the
+            // image (walk_row's runs).
             unsafe {
-                if iy < 0 || iy >= g.h as isize {
-                    put(dst, kc, p, d, len, |_| 0.0);
-                } else {
-                    let a = lo.clamp(ox0, ox0 + len);
-                    let b = hi.clamp(a, ox0 + len);
-                    put(dst, kc, p, d, a - ox0, |_| 0.0);
-                    // The input column of output a.
-                    let src = chan
-                        .wrapping_add(iy as usize * g.w)
-                        .wrapping_offset(a as isize * g.stride[1] as isize + sx);
-                    if g.stride[1] == 1 {
-                        put(dst, kc, p, d + a - ox0, b - a, |t| *src.add(t));
-                    } else {
-                        let s = g.stride[1];
-                        put(dst, kc, p, d + a - ox0, b - a, |t| *src.add(t * s));
-                    }
-                    put(dst, kc, p, d + b - ox0, ox0 + len - b, |_| 0.0);
+                match run {
+                    Run::Zeros => put(dst, kc, p, d, len, |_| 0.0),
+                    Run::Image { src, stride: 1 } => put(dst, kc, p, d, len, |t| *src.add(t)),
+                    Run::Image { src, stride } => put(dst, kc, p, d, len, |t| *src.add(t * stride)),
                 }
             }
-            q += len;
-            oy += 1;
-            ox0 = 0;
-        }
+        });
         // The last panel's columns past nc.
         let pad = nc.next_multiple_of(NR) - nc;
         // SAFETY: columns nc .. nc + pad of the last panel, inside the block.
         unsafe { put(dst, kc, p, nc, pad, |_| 0.0) };
+    }
+}
+
+/// Writes the run `run` of `len` elements at `row` (contiguous).
+///
+/// # Safety
+/// `row` writable for `len` floats; an image run readable as [`walk_row`] promises.
+#[inline(always)]
+unsafe fn fill(row: *mut f32, len: usize, run: Run) {
+    let mut t = 0;
+    // Eight at a time through a fixed-size array (no libc call per run), then the rest.
+    let value = |t: usize| match run {
+        Run::Zeros => 0.0,
+        // SAFETY: t < len: inside the run.
+        Run::Image { src, stride } => unsafe { *src.add(t * stride) },
+    };
+    while t + 8 <= len {
+        let v: [f32; 8] = std::array::from_fn(|l| value(t + l));
+        // SAFETY: t + 8 <= len floats of the row.
+        unsafe { (row.add(t) as *mut [f32; 8]).write_unaligned(v) };
+        t += 8;
+    }
+    while t < len {
+        // SAFETY: t < len.
+        unsafe { *row.add(t) = value(t) };
+        t += 1;
+    }
+}
+
+/// Packs the `kc x nc` block starting at row `pc`, column `jc` of the *transposed* im2col
+/// matrix (`g.n() x g.k()`: row = output position, column = `(ci, ky, kx)`) into panels at
+/// `dst`: the B of a convolution's weight gradient, `dw = dy * col^T`. Eight rows of im2col
+/// at a time are walked as in [`pack_b_conv`] into a small strip (contiguous, in L1), then
+/// transposed 8x8 into their panel columns (one 8-float store per output position, instead
+/// of eight scattered ones).
+///
+/// # Safety
+/// `x` must be readable for `g.image_len()` floats; `pc + kc <= g.n()`, `jc + nc <= g.k()`;
+/// `dst` writable for `packed_b_len(kc, nc)` floats, not overlapping the image; `isa`
+/// available.
+#[allow(clippy::too_many_arguments)] // the block and its source
+pub(crate) unsafe fn pack_b_conv_t(
+    isa: Isa,
+    g: &ConvGeom,
+    x: *const f32,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+    dst: *mut f32,
+) {
+    let mut strip = vec![0.0f32; 8 * kc];
+    for jb in (0..nc).step_by(8) {
+        let rows = 8.min(nc - jb);
+        for r in 0..rows {
+            let row = strip.as_mut_ptr().wrapping_add(r * kc);
+            walk_row(g, x, jc + jb + r, pc, pc + kc, |d, len, run| {
+                // SAFETY: columns d .. d + len < kc of strip row r; image reads inside it.
+                unsafe { fill(row.add(d), len, run) }
+            });
+        }
+        // Columns jb .. jb + rows of the block: lanes jb % NR .. + rows (<= NR: jb and NR are
+        // multiples of 8) of panel jb / NR.
+        let base = dst.wrapping_add(jb / NR * kc * NR + jb % NR);
+        let mut p0 = 0;
+        if transpose_ok(isa) {
+            while p0 + 8 <= kc {
+                // SAFETY: strip rows r < rows, columns p0 .. p0 + 8 <= kc; panel rows
+                // p0 .. p0 + 8 (NR apart), lanes + rows, inside the block.
+                unsafe {
+                    transpose8(
+                        strip.as_ptr().add(p0),
+                        kc as isize,
+                        rows,
+                        base.add(p0 * NR),
+                        NR,
+                    )
+                };
+                p0 += 8;
+            }
+        }
+        for p in p0..kc {
+            for r in 0..rows {
+                // SAFETY: as above, one element.
+                unsafe { *base.add(p * NR + r) = strip[r * kc + p] };
+            }
+        }
+    }
+    // The last panel's columns past nc.
+    for j in nc..nc.next_multiple_of(NR) {
+        let col = dst.wrapping_add(j / NR * kc * NR + j % NR);
+        for p in 0..kc {
+            // SAFETY: row p of the last panel, a zero column past nc.
+            unsafe { *col.add(p * NR) = 0.0 };
+        }
     }
 }
 
@@ -248,6 +373,35 @@ mod tests {
                 for (jc, nc) in [(0, n), (1, n - 1), (n / 3, n - n / 3), (n - 1, 1)] {
                     if kc == 0 || nc == 0 {
                         continue;
+                    }
+                    // The transposed matrix: block (jc, pc) of nc x kc.
+                    let mut got_t = vec![f32::NAN; packed_b_len(nc, kc)];
+                    // SAFETY: as below, with the block inside the transposed matrix.
+                    unsafe {
+                        pack_b_conv_t(
+                            Isa::detect(),
+                            &g,
+                            x.as_ptr(),
+                            jc,
+                            nc,
+                            pc,
+                            kc,
+                            got_t.as_mut_ptr(),
+                        )
+                    };
+                    for (i, &v) in got_t.iter().enumerate() {
+                        let (panel, rest) = (i / (nc * NR), i % (nc * NR));
+                        let (q, j) = (rest / NR, rest % NR);
+                        let col = panel * NR + j;
+                        let want = if col < kc {
+                            g.element(&x, pc + col, jc + q)
+                        } else {
+                            0.0
+                        };
+                        assert!(
+                            v.to_bits() == want.to_bits(),
+                            "{g:?} transposed block ({jc}, {pc}) {nc}x{kc}: row {q} col {col}"
+                        );
                     }
                     let mut got = vec![f32::NAN; packed_b_len(kc, nc)];
                     // SAFETY: the image is g.image_len() floats; the block is inside B; got

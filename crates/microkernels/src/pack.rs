@@ -11,7 +11,7 @@ use crate::isa::Isa;
 use crate::layout::{MR, NR};
 
 /// Whether the AVX 8x8 transpose may be used on this path.
-fn transpose_ok(isa: Isa) -> bool {
+pub(crate) fn transpose_ok(isa: Isa) -> bool {
     cfg!(target_arch = "x86_64") && matches!(isa, Isa::Avx512 | Isa::Avx2)
 }
 
@@ -23,7 +23,13 @@ fn transpose_ok(isa: Isa) -> bool {
 /// `dst + q*ldd .. + rows` (`q < 8`) must be valid, and `transpose_ok(isa)` must hold for an
 /// available `isa`.
 #[inline(always)]
-unsafe fn transpose8(src: *const f32, ld: isize, rows: usize, dst: *mut f32, ldd: usize) {
+pub(crate) unsafe fn transpose8(
+    src: *const f32,
+    ld: isize,
+    rows: usize,
+    dst: *mut f32,
+    ldd: usize,
+) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: forwarded contract; AVX is implied by the AVX2/AVX-512 path being available.
     unsafe {

@@ -1062,3 +1062,90 @@ fn prepacked_conv_weights_equal_packing_on_the_fly() {
         }
     }
 }
+
+/// A weight gradient through the transposed implicit im2col (`flags` bit 1 of
+/// `sinter_sgemm_conv`: `dw += dy * col^T`, accumulating with beta 1) equals, bit for bit, the
+/// GEMM on the explicit matrix read transposed through its strides (same packed values, same
+/// kernel), with k = oH*oW > KC (several slices) and n = C_in*kH*kW not a multiple of NR, on
+/// 1, 2 and 3 threads.
+#[test]
+fn transposed_implicit_im2col_equals_explicit() {
+    let mut rng = Rng(41);
+    for (channels, h, w, stride, pad, dilation) in [
+        (3, 17, 15, [1, 1], [1, 1], [1, 1]),
+        (5, 12, 13, [2, 1], [2, 0], [1, 2]),
+    ] {
+        let out = |e: usize, s: usize, p: usize, d: usize| (e + 2 * p - d * 2 - 1) / s + 1;
+        let g = ConvGeom {
+            channels,
+            h,
+            w,
+            kh: 3,
+            kw: 3,
+            stride,
+            pad,
+            dilation,
+            oh: out(h, stride[0], pad[0], dilation[0]),
+            ow: out(w, stride[1], pad[1], dilation[1]),
+        };
+        let (m, q, kd) = (11, g.n(), g.k());
+        let (dy, x, dw0) = (rng.vec(m * q), rng.vec(g.image_len()), rng.vec(m * kd));
+        // col: kd x q, row-major; B = col^T (q x kd) has strides (1, q).
+        let col: Vec<f32> = (0..kd * q).map(|i| g.element(&x, i / q, i % q)).collect();
+        for threads in [1, 2, 3] {
+            let mut want = dw0.clone();
+            sgemm_with_isa(
+                Isa::detect(),
+                m,
+                kd,
+                q,
+                1.0,
+                &dy,
+                q as isize,
+                1,
+                &col,
+                1,
+                q as isize,
+                1.0,
+                &mut want,
+                kd as isize,
+                1,
+                threads,
+            )
+            .unwrap();
+            let mut got = dw0.clone();
+            // SAFETY: dy is m x q row-major, the image g.image_len() floats, dw m x kd
+            // row-major; geom is a live ConvGeom; no epilogue.
+            unsafe {
+                ffi::sinter_sgemm_conv(
+                    m,
+                    1.0,
+                    dy.as_ptr(),
+                    q as isize,
+                    1,
+                    2,
+                    x.as_ptr(),
+                    &g,
+                    1.0,
+                    got.as_mut_ptr(),
+                    kd as isize,
+                    1,
+                    threads,
+                    std::ptr::null(),
+                    0,
+                    0,
+                    0,
+                    0.0,
+                    std::ptr::null(),
+                    0,
+                    0,
+                )
+            };
+            let same = want
+                .iter()
+                .zip(&got)
+                .all(|(p, r)| p.to_bits() == r.to_bits());
+            assert!(same, "{g:?}: {threads} threads");
+        }
+    }
+}

@@ -234,6 +234,22 @@ fn every_op_matches_the_interpreter_bounds_checked() {
     }
 }
 
+/// Every convolution (and weight gradient) through the implicit im2col path, which by
+/// default only large images take: normal and bounds-checked.
+#[test]
+fn every_op_matches_the_interpreter_implicit_im2col() {
+    for (i, g) in graphs().iter().enumerate() {
+        for (seed, mut opts) in [CompileOptions::default(), CompileOptions::checked()]
+            .into_iter()
+            .enumerate()
+        {
+            opts.lower.implicit_im2col_bytes = 0;
+            let inputs = inputs_for(g, 500 + 10 * i as u64 + seed as u64);
+            check(g, &inputs, opts, tol(g));
+        }
+    }
+}
+
 /// The portable path (plain Cranelift loops for matmul, gemm and conv2d, no microkernels),
 /// without Cranelift's optimiser, bounds-checked: the interpreter's arithmetic exactly.
 #[test]
@@ -606,7 +622,7 @@ fn vectorised_reductions_and_pools_are_exact() {
     }
 }
 
-/// Constant conv weights are packed once at compile time (`BufDecl::pack_a`) and the packed
+/// Constant conv weights of implicit-im2col convolutions are packed once at compile time (`BufDecl::pack_a`) and the packed
 /// convolutions match the interpreter, normal and bounds-checked: groups, an output-channel
 /// count that is not a multiple of the 6-row panels, more rows than one cache block (150 >
 /// 144), k > 192 (several k slices), stride, padding and dilation, one constant read by two
@@ -645,7 +661,12 @@ fn constant_conv_weights_are_prepacked() {
         lit(24)
     );
     let g = sinter_ir::parse(&src).unwrap();
-    let program = sinter_lower::lower_graph(&g, sinter_lower::LowerOptions::default()).unwrap();
+    // These images are small: force the implicit path, whose calls take packed weights.
+    let lower = sinter_lower::LowerOptions {
+        implicit_im2col_bytes: 0,
+        ..Default::default()
+    };
+    let program = sinter_lower::lower_graph(&g, lower).unwrap();
     let packed: Vec<(String, sinter_lower::loops::PackA)> = program
         .steps
         .iter()
@@ -661,10 +682,13 @@ fn constant_conv_weights_are_prepacked() {
             ("v".to_string(), pack(150, 216, 1)),
         ]
     );
-    for (seed, opts) in [CompileOptions::default(), CompileOptions::checked()]
+    // The first convolution's kernel: packed weights, the implicit operand, no col scratch.
+    insta::assert_snapshot!("prepacked_conv_kernel", program.steps[0].kernel.to_string());
+    for (seed, mut opts) in [CompileOptions::default(), CompileOptions::checked()]
         .into_iter()
         .enumerate()
     {
+        opts.lower = lower;
         let inputs = inputs_for(&g, 40 + seed as u64);
         check(&g, &inputs, opts, 1e-5);
     }
