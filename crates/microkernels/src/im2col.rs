@@ -90,37 +90,6 @@ fn inside(shift: isize, stride: usize, extent: usize, outs: usize) -> (usize, us
     (lo, hi)
 }
 
-/// Writes into the packed block at `dst` (`kc` rows, panels of `NR` columns): row `p`,
-/// block columns `d .. d + len`, the value `f(t)` for `t < len`.
-///
-/// # Safety
-/// `dst` holds `packed_b_len(kc, nc)` floats with `p < kc` and `d + len <= nc` rounded up to
-/// `NR`.
-#[inline(always)]
-unsafe fn put(dst: *mut f32, kc: usize, p: usize, d: usize, len: usize, f: impl Fn(usize) -> f32) {
-    let mut t = 0;
-    while t < len {
-        let col = d + t;
-        let j = col % NR;
-        let run = (NR - j).min(len - t);
-        let base = dst.wrapping_add(col / NR * kc * NR + p * NR + j);
-        let mut u = 0;
-        // Eight at a time through a fixed-size array (no libc call per run), then the rest.
-        while u + 8 <= run {
-            let v: [f32; 8] = std::array::from_fn(|l| f(t + u + l));
-            // SAFETY: panel row p, columns j + u .. j + u + 8 <= NR: inside the block.
-            unsafe { (base.add(u) as *mut [f32; 8]).write_unaligned(v) };
-            u += 8;
-        }
-        while u < run {
-            // SAFETY: as above, one column.
-            unsafe { *base.add(u) = f(t + u) };
-            u += 1;
-        }
-        t += run;
-    }
-}
-
 /// A run of consecutive elements of one im2col row: zeros (padding), or values read from
 /// the image at `src + t * stride` for the run's `t`-th element.
 #[derive(Clone, Copy)]
@@ -194,22 +163,32 @@ pub(crate) unsafe fn pack_b_conv(
     nc: usize,
     dst: *mut f32,
 ) {
+    // Each row is walked into a contiguous strip (in L1), then copied to its panels a whole
+    // panel row (NR floats) at a time: writing the runs straight into the panels split every
+    // run at panel boundaries, which cost more than this second pass.
+    let mut strip = vec![0.0f32; nc];
+    let full = nc / NR * NR;
     for p in 0..kc {
+        let row = strip.as_mut_ptr();
         walk_row(g, x, pc + p, jc, jc + nc, |d, len, run| {
-            // SAFETY (both arms): block columns d .. d + len of row p; image reads inside the
-            // image (walk_row's runs).
-            unsafe {
-                match run {
-                    Run::Zeros => put(dst, kc, p, d, len, |_| 0.0),
-                    Run::Image { src, stride: 1 } => put(dst, kc, p, d, len, |t| *src.add(t)),
-                    Run::Image { src, stride } => put(dst, kc, p, d, len, |t| *src.add(t * stride)),
-                }
-            }
+            // SAFETY: strip columns d .. d + len <= nc; image reads inside the image.
+            unsafe { fill(row.add(d), len, run) }
         });
-        // The last panel's columns past nc.
-        let pad = nc.next_multiple_of(NR) - nc;
-        // SAFETY: columns nc .. nc + pad of the last panel, inside the block.
-        unsafe { put(dst, kc, p, nc, pad, |_| 0.0) };
+        for jr in (0..full).step_by(NR) {
+            // SAFETY: strip columns jr .. jr + NR <= nc; panel row p of panel jr / NR.
+            unsafe {
+                let v = (strip.as_ptr().add(jr) as *const [f32; NR]).read_unaligned();
+                (dst.add(jr * kc + p * NR) as *mut [f32; NR]).write_unaligned(v);
+            }
+        }
+        if full < nc {
+            let d = dst.wrapping_add(full * kc + p * NR);
+            // SAFETY: the last panel's row p: nc - full columns from the strip, zeros after.
+            unsafe {
+                std::ptr::copy_nonoverlapping(strip.as_ptr().add(full), d, nc - full);
+                std::ptr::write_bytes(d.add(nc - full), 0, NR - (nc - full));
+            }
+        }
     }
 }
 
@@ -219,6 +198,24 @@ pub(crate) unsafe fn pack_b_conv(
 /// `row` writable for `len` floats; an image run readable as [`walk_row`] promises.
 #[inline(always)]
 unsafe fn fill(row: *mut f32, len: usize, run: Run) {
+    if let Run::Image { src, stride: 1 } = run {
+        // Stride 1: contiguous source, eight at a time as whole vectors.
+        let mut t = 0;
+        while t + 8 <= len {
+            // SAFETY: t + 8 <= len: inside the run and the row.
+            unsafe {
+                let v = (src.add(t) as *const [f32; 8]).read_unaligned();
+                (row.add(t) as *mut [f32; 8]).write_unaligned(v);
+            }
+            t += 8;
+        }
+        while t < len {
+            // SAFETY: t < len.
+            unsafe { *row.add(t) = *src.add(t) };
+            t += 1;
+        }
+        return;
+    }
     let mut t = 0;
     // Eight at a time through a fixed-size array (no libc call per run), then the rest.
     let value = |t: usize| match run {
