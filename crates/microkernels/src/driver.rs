@@ -350,18 +350,13 @@ pub(crate) enum BSrc {
         n_pad: usize,
         col0: usize,
     },
-    /// The implicit im2col matrix of the image at `x` ([`crate::im2col`]); this
-    /// (sub-)problem starts at column `col0`.
+    /// The implicit im2col matrix of the image at `x` ([`crate::im2col`]), or its transpose
+    /// (`geom.n() x geom.k()`: a weight gradient's B); this (sub-)problem starts at column
+    /// `col0`.
     Conv {
         x: *const f32,
         geom: ConvGeom,
-        col0: usize,
-    },
-    /// The transpose of that matrix (`geom.n() x geom.k()`: a weight gradient's B); this
-    /// (sub-)problem starts at column `col0`.
-    ConvT {
-        x: *const f32,
-        geom: ConvGeom,
+        transposed: bool,
         col0: usize,
     },
 }
@@ -512,9 +507,7 @@ pub(crate) unsafe fn gemm_serial(
         let kc_max = k.min(KC);
         let abuf = work.0.get(packed_a_len(m.min(MC), kc_max));
         let bbuf = match b {
-            BSrc::Strided(_) | BSrc::Conv { .. } | BSrc::ConvT { .. } => {
-                work.1.get(packed_b_len(kc_max, n.min(NC)))
-            }
+            BSrc::Strided(_) | BSrc::Conv { .. } => work.1.get(packed_b_len(kc_max, n.min(NC))),
             BSrc::Packed { .. } => std::ptr::null_mut(),
         };
         // SAFETY: the buffers are sized for the largest block; the caller's contract covers
@@ -579,17 +572,22 @@ unsafe fn nest(
                 BSrc::Packed { data, n_pad, col0 } => {
                     data.wrapping_add(pc * n_pad + (col0 + jc) * kc)
                 }
-                BSrc::Conv { x, geom, col0 } => {
+                BSrc::Conv {
+                    x,
+                    geom,
+                    transposed,
+                    col0,
+                } => {
                     // SAFETY: rows pc .. pc + kc and columns col0 + jc .. + nc are inside the
-                    // implicit matrix (the caller's contract: k and n are the geometry's, less
-                    // col0); bbuf is large enough for the block.
-                    unsafe { pack_b_conv(&geom, x, pc, kc, col0 + jc, nc, bbuf) };
-                    bbuf
-                }
-                BSrc::ConvT { x, geom, col0 } => {
-                    // SAFETY: as for Conv, in the transposed matrix (k = geom.n(),
-                    // n = geom.k() less col0).
-                    unsafe { pack_b_conv_t(isa, &geom, x, pc, kc, col0 + jc, nc, bbuf) };
+                    // implicit matrix or its transpose (the caller's contract: k and n are the
+                    // geometry's, less col0); bbuf is large enough for the block.
+                    unsafe {
+                        if transposed {
+                            pack_b_conv_t(isa, &geom, x, pc, kc, col0 + jc, nc, bbuf)
+                        } else {
+                            pack_b_conv(&geom, x, pc, kc, col0 + jc, nc, bbuf)
+                        }
+                    };
                     bbuf
                 }
             };
@@ -900,14 +898,15 @@ pub(crate) unsafe fn gemm_split(
                     n_pad,
                     col0: col0 + lo,
                 },
-                BSrc::Conv { x, geom, col0 } => BSrc::Conv {
+                BSrc::Conv {
                     x,
                     geom,
-                    col0: col0 + lo,
-                },
-                BSrc::ConvT { x, geom, col0 } => BSrc::ConvT {
+                    transposed,
+                    col0,
+                } => BSrc::Conv {
                     x,
                     geom,
+                    transposed,
                     col0: col0 + lo,
                 },
             };
@@ -1314,6 +1313,7 @@ pub fn sgemm_conv_with_isa(
     let b = BSrc::Conv {
         x: x.as_ptr(),
         geom: *geom,
+        transposed: false,
         col0: 0,
     };
     // SAFETY: `locate` proved A, the image and C (and the epilogue's vectors) are inside their
@@ -1659,8 +1659,9 @@ mod tests {
         }
     }
 
-    /// Implicit-im2col convolutions split 2 and 3 ways along rows or columns (each column
-    /// share starts its packing at its own column of the implicit matrix) equal one thread.
+    /// Implicit-im2col convolutions and weight gradients split 2 and 3 ways along rows or
+    /// columns (each column share starts its packing at its own column of the implicit
+    /// matrix) equal one thread.
     #[test]
     fn forced_conv_splits_are_bit_identical() {
         let g = ConvGeom {
@@ -1675,42 +1676,50 @@ mod tests {
             oh: 13,
             ow: 6,
         };
-        let (m, n, k) = (20, g.n(), g.k());
-        let (a, x) = (data(m * k, 5), data(g.image_len(), 6));
-        for isa in Isa::available() {
-            let run = |s: Split| {
-                let mut c = vec![f32::NAN; m * n];
-                let (am, b, cm) = (
-                    MatRef {
-                        ptr: a.as_ptr(),
-                        rs: k as isize,
-                        cs: 1,
-                    },
-                    BSrc::Conv {
-                        x: x.as_ptr(),
-                        geom: g,
-                        col0: 0,
-                    },
-                    MatMut {
-                        ptr: c.as_mut_ptr(),
-                        rs: n as isize,
-                        cs: 1,
-                    },
-                );
-                // SAFETY: A and C are row-major of exactly their shapes, the image holds
-                // g.image_len() floats; `isa` is available.
-                let am = ASrc::Strided(am);
-                unsafe { gemm_split(isa, m, n, k, 1.0, am, b, 0.0, cm, Epi::NONE, s) };
-                c.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+        let x = data(g.image_len(), 6);
+        for transposed in [false, true] {
+            // The convolution (m x n(pixels)) or the weight gradient (m x k(taps)).
+            let (m, n, k) = if transposed {
+                (20, g.k(), g.n())
+            } else {
+                (20, g.n(), g.k())
             };
-            let want = run(Split {
-                shares: 1,
-                rows: true,
-            });
-            for shares in [2, 3] {
-                for rows in [true, false] {
-                    let s = Split { shares, rows };
-                    assert!(run(s) == want, "{isa:?} {s:?}");
+            let a = data(m * k, 5);
+            for isa in Isa::available() {
+                let run = |s: Split| {
+                    let mut c = vec![f32::NAN; m * n];
+                    let (am, b, cm) = (
+                        ASrc::Strided(MatRef {
+                            ptr: a.as_ptr(),
+                            rs: k as isize,
+                            cs: 1,
+                        }),
+                        BSrc::Conv {
+                            x: x.as_ptr(),
+                            geom: g,
+                            transposed,
+                            col0: 0,
+                        },
+                        MatMut {
+                            ptr: c.as_mut_ptr(),
+                            rs: n as isize,
+                            cs: 1,
+                        },
+                    );
+                    // SAFETY: A and C are row-major of exactly their shapes, the image holds
+                    // g.image_len() floats; `isa` is available.
+                    unsafe { gemm_split(isa, m, n, k, 1.0, am, b, 0.0, cm, Epi::NONE, s) };
+                    c.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+                };
+                let want = run(Split {
+                    shares: 1,
+                    rows: true,
+                });
+                for shares in [2, 3] {
+                    for rows in [true, false] {
+                        let s = Split { shares, rows };
+                        assert!(run(s) == want, "{isa:?} {s:?} transposed {transposed}");
+                    }
                 }
             }
         }

@@ -232,10 +232,17 @@ pub unsafe extern "C" fn sinter_sgemm_conv(
         cs: bias_cs,
         act: Act::from_code(act, act_alpha, slope, slope_rs, slope_cs).unwrap_or(Act::None),
     };
-    let (b, n, k) = if flags & 2 != 0 {
-        (BSrc::ConvT { x, geom, col0: 0 }, geom.k(), geom.n())
+    let transposed = flags & 2 != 0;
+    let (n, k) = if transposed {
+        (geom.k(), geom.n())
     } else {
-        (BSrc::Conv { x, geom, col0: 0 }, geom.n(), geom.k())
+        (geom.n(), geom.k())
+    };
+    let b = BSrc::Conv {
+        x,
+        geom,
+        transposed,
+        col0: 0,
     };
     // SAFETY: the caller's contract is the driver's; the detected ISA is available.
     unsafe { gemm_parallel(Isa::detect(), m, n, k, alpha, a, b, beta, c, epi, threads) }
