@@ -5,7 +5,7 @@
 //! `x[ci, oy*sy + ky*dy - py, ox*sx + kx*dx - px]`, or 0 in the padding. Building `col` in
 //! memory and then packing it writes and reads `kH*kW` times the image: for a 3x3 conv at
 //! 56x56 that is a 7 MB matrix, far past L2, streamed twice. Here the driver's B packing
-//! ([`pack_b_conv`]) reads the image (which stays in cache) and writes each `KC x NC` block
+//! (`pack_b_conv`) reads the image (which stays in cache) and writes each `KC x NC` block
 //! of `col`, already in panel layout, without `col` ever existing: one pass instead of three.
 //!
 //! The packed values are exactly those of `col`, so the product is bit-identical to the

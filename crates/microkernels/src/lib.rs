@@ -22,11 +22,18 @@
 //! All ISAs share one tile geometry and one packed layout, so packed data ([`PackedB`]) and the
 //! C-ABI entries ([`ffi`]) do not depend on the machine.
 //!
-//! When C has few columns (`n <= 4 * NR`, as in im2col convolutions with 64-128 output
-//! channels) and A is row-major, the AVX2 path reads A in place instead of packing it: each
-//! element of A is then used for only `2n` FLOPs, and packing it would cost as much as the
-//! multiply. The kernel prefetches the next panel's rows, which are too short a stream for the
-//! hardware prefetcher.
+//! When C has few columns (`n <= 4 * NR`: a convolution's late layers, 7x7 = 49 pixels) and A
+//! is row-major, the AVX2 path reads A in place instead of packing it: each element of A is
+//! then used for only `2n` FLOPs, and packing it would cost as much as the multiply. The
+//! kernel prefetches the next panel's rows, which are too short a stream for the hardware
+//! prefetcher.
+//!
+//! Three more operand forms serve the compiler's convolutions and linear layers:
+//! - B may be the im2col matrix of an image, or its transpose, never built: the driver packs
+//!   its blocks straight from the image ([`im2col`]);
+//! - A may be packed whole ahead of time ([`pack_a_whole`]: constant weights, once);
+//! - C with at most four rows against a B contiguous along k (a batch-1 linear layer's
+//!   transposed weight) is computed as dot products, the weight streamed once (`skinny`).
 //!
 //! # Addressing convention
 //! Strides are in elements and may be any value, negative included. In the safe API, element
