@@ -58,73 +58,22 @@ impl Extern {
 
     /// Parameter and result types.
     pub fn signature(self) -> (Vec<Type>, Vec<Type>) {
-        use types::{F32, I64};
+        use types::{F32, I8, I64};
+        // m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, threads
+        const GEMM: [Type; 15] = [
+            I64, I64, I64, F32, I64, I64, I64, I64, I64, I64, F32, I64, I64, I64, I64,
+        ];
+        // bias, bias_rs, bias_cs, act, act_alpha, slope, slope_rs, slope_cs
+        const EPILOGUE: [Type; 8] = [I64, I64, I64, I8, F32, I64, I64, I64];
+        // m, alpha, a, rsa, csa, flags, x, geom, beta, c, rsc, csc, threads
+        const CONV: [Type; 13] = [
+            I64, F32, I64, I64, I64, I8, I64, I64, F32, I64, I64, I64, I64,
+        ];
         match self {
             Extern::Pow => (vec![F32, F32], vec![F32]),
-            // m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, threads
-            Extern::Sgemm => (
-                vec![
-                    I64, I64, I64, F32, I64, I64, I64, I64, I64, I64, F32, I64, I64, I64, I64,
-                ],
-                vec![],
-            ),
-            // ... threads, bias, bias_rs, bias_cs, act, act_alpha, slope, slope_rs, slope_cs
-            Extern::SgemmEpilogue => (
-                vec![
-                    I64,
-                    I64,
-                    I64,
-                    F32,
-                    I64,
-                    I64,
-                    I64,
-                    I64,
-                    I64,
-                    I64,
-                    F32,
-                    I64,
-                    I64,
-                    I64,
-                    I64,
-                    I64,
-                    I64,
-                    I64,
-                    types::I8,
-                    F32,
-                    I64,
-                    I64,
-                    I64,
-                ],
-                vec![],
-            ),
-            // m, alpha, a, rsa, csa, a_packed, x, geom, beta, c, rsc, csc, threads, then the
-            // epilogue's bias, bias_rs, bias_cs, act, act_alpha, slope, slope_rs, slope_cs
-            Extern::SgemmConv => (
-                vec![
-                    I64,
-                    F32,
-                    I64,
-                    I64,
-                    I64,
-                    types::I8,
-                    I64,
-                    I64,
-                    F32,
-                    I64,
-                    I64,
-                    I64,
-                    I64,
-                    I64,
-                    I64,
-                    I64,
-                    types::I8,
-                    F32,
-                    I64,
-                    I64,
-                    I64,
-                ],
-                vec![],
-            ),
+            Extern::Sgemm => (GEMM.to_vec(), vec![]),
+            Extern::SgemmEpilogue => ([&GEMM[..], &EPILOGUE].concat(), vec![]),
+            Extern::SgemmConv => ([&CONV[..], &EPILOGUE].concat(), vec![]),
             _ => (vec![F32], vec![F32]),
         }
     }

@@ -1189,7 +1189,7 @@ fn gemm_conv2d(
     let xd = dims4(ins[0])?;
     let wd = dims4(ins[1])?;
     let od = dims4(out)?;
-    let [n, c_in, h, w] = xd;
+    let [n, _, h, w] = xd;
     let [c_out, cig, kh, kw] = wd;
     let [_, _, oh, ow] = od;
     let groups = groups.max(1);
@@ -1201,28 +1201,17 @@ fn gemm_conv2d(
     let s = nest(k, &[n, groups], "g", |k, bg| {
         let (b, g) = (bg[0].clone(), bg[1].clone());
         let mut s = Vec::new();
-        let bmat = match col {
-            // The image of this batch element and group: B itself for a 1x1 stride-1
-            // unpadded convolution, else the image of the implicit im2col matrix.
-            None => mat(
-                x,
-                (b.clone() * c(c_in) + g.clone() * c(cig)) * c(h * w),
-                h * w,
-                1,
-            ),
-            Some(col) => {
-                s.extend(im2col(
-                    k,
-                    (x, xd),
-                    col,
-                    (b.clone(), g.clone() * c(cig)),
-                    [cig, kh, kw],
-                    [oh, ow],
-                    ax,
-                ));
-                mat(col, Expr::I(0), ohw, 1)
-            }
-        };
+        let (build, bmat) = conv_b(
+            k,
+            (x, xd),
+            col,
+            (&b, &g),
+            [cig, kh, kw],
+            [oh, ow],
+            ax,
+            false,
+        );
+        s.extend(build);
         s.push(Stmt::Gemm(Box::new(GemmCall {
             m: cog,
             n: ohw,
@@ -1266,7 +1255,7 @@ fn gemm_conv_weight_grad(
     let xd = dims4(ins[0])?;
     let dd = dims4(ins[1])?;
     let wd = dims4(out)?;
-    let [n, c_in, h, w] = xd;
+    let [n, _, h, w] = xd;
     let [_, c_out, oh, ow] = dd;
     let [_, cig, kh, kw] = wd;
     let groups = groups.max(1);
@@ -1280,28 +1269,8 @@ fn gemm_conv_weight_grad(
         let (b, g) = (bg[0].clone(), bg[1].clone());
         let mut s = Vec::new();
         // B = col^T: element (p, q) is col[q, p].
-        let bmat = match col {
-            // The input itself read transposed for a 1x1 stride-1 unpadded convolution, else
-            // the image of the implicit transposed matrix.
-            None => mat(
-                x,
-                (b.clone() * c(c_in) + g.clone() * c(cig)) * c(h * w),
-                1,
-                h * w,
-            ),
-            Some(col) => {
-                s.extend(im2col(
-                    k,
-                    (x, xd),
-                    col,
-                    (b.clone(), g.clone() * c(cig)),
-                    [cig, kh, kw],
-                    [oh, ow],
-                    ax,
-                ));
-                mat(col, Expr::I(0), 1, ohw)
-            }
-        };
+        let (build, bmat) = conv_b(k, (x, xd), col, (&b, &g), [cig, kh, kw], [oh, ow], ax, true);
+        s.extend(build);
         s.push(Stmt::Gemm(Box::new(GemmCall {
             m: cog,
             n: kdim,
@@ -1332,6 +1301,54 @@ fn tap_range(kx: i64, a: Axis, extent: usize, outs: usize) -> (i64, i64, i64) {
     let lo = (-(shift.div_euclid(a.stride))).clamp(0, outs as i64);
     let hi = ((extent as i64 - 1 - shift).div_euclid(a.stride) + 1).clamp(lo, outs as i64);
     (shift, lo, hi)
+}
+
+/// The B operand of a convolution's GEMM for batch element `b` and group `g` (B = col, or
+/// col^T when `transposed`: a weight gradient's), and the statements that build it: the image
+/// itself (for a 1x1 stride-1 unpadded convolution, or as the image of an implicit im2col
+/// operand), or `col`, the scratch matrix that [`im2col`] fills.
+#[allow(clippy::too_many_arguments)]
+fn conv_b(
+    k: &mut Kernel,
+    (x, xd): (Buf, [usize; 4]),
+    col: Option<Buf>,
+    (b, g): (&Expr, &Expr),
+    [cig, kh, kw]: [usize; 3],
+    [oh, ow]: [usize; 2],
+    ax: [Axis; 2],
+    transposed: bool,
+) -> (Vec<Stmt>, MatArg) {
+    let [_, c_in, h, w] = xd;
+    // A matrix of `rows x cols`, read transposed if so asked.
+    let m = |buf: Buf, offset: Expr, rows: usize| {
+        if transposed {
+            mat(buf, offset, 1, rows)
+        } else {
+            mat(buf, offset, rows, 1)
+        }
+    };
+    match col {
+        None => (
+            Vec::new(),
+            m(
+                x,
+                (b.clone() * c(c_in) + g.clone() * c(cig)) * c(h * w),
+                h * w,
+            ),
+        ),
+        Some(col) => (
+            im2col(
+                k,
+                (x, xd),
+                col,
+                (b.clone(), g.clone() * c(cig)),
+                [cig, kh, kw],
+                [oh, ow],
+                ax,
+            ),
+            m(col, Expr::I(0), oh * ow),
+        ),
+    }
 }
 
 /// Im2col matrices up to this size are built explicitly (the default of

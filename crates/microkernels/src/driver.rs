@@ -1236,27 +1236,12 @@ pub fn sgemm_epilogue_with_isa(
     epilogue: &Epilogue<'_>,
 ) -> Result<(), GemmError> {
     let epi = epi_of(m, n, epilogue)?;
-    if !isa.is_available() {
-        return Err(GemmError::IsaUnavailable(isa));
-    }
-    let a0 = locate("A", m, k, rsa, csa, a.len())?;
+    let (a, c) = checked_a_c(isa, (m, n, k), a, rsa, csa, c, rsc, csc)?;
     let b0 = locate("B", k, n, rsb, csb, b.len())?;
-    let c0 = locate("C", m, n, rsc, csc, c.len())?;
-    check_c_distinct(m, n, rsc, csc)?;
-    let a = MatRef {
-        ptr: a.as_ptr().wrapping_add(a0),
-        rs: rsa,
-        cs: csa,
-    };
     let b = MatRef {
         ptr: b.as_ptr().wrapping_add(b0),
         rs: rsb,
         cs: csb,
-    };
-    let c = MatMut {
-        ptr: c.as_mut_ptr().wrapping_add(c0),
-        rs: rsc,
-        cs: csc,
     };
     // SAFETY: `locate` proved every accessed element of A, B, C and the bias is inside its
     // slice, `check_c_distinct` that C's elements are distinct; `&mut c` excludes aliasing with
@@ -1293,23 +1278,8 @@ pub fn sgemm_conv_with_isa(
 ) -> Result<(), GemmError> {
     let (n, k) = (geom.n(), geom.k());
     let epi = epi_of(m, n, epilogue)?;
-    if !isa.is_available() {
-        return Err(GemmError::IsaUnavailable(isa));
-    }
-    let a0 = locate("A", m, k, rsa, csa, a.len())?;
+    let (a, c) = checked_a_c(isa, (m, n, k), a, rsa, csa, c, rsc, csc)?;
     locate("x", 1, geom.image_len(), 0, 1, x.len())?;
-    let c0 = locate("C", m, n, rsc, csc, c.len())?;
-    check_c_distinct(m, n, rsc, csc)?;
-    let a = MatRef {
-        ptr: a.as_ptr().wrapping_add(a0),
-        rs: rsa,
-        cs: csa,
-    };
-    let c = MatMut {
-        ptr: c.as_mut_ptr().wrapping_add(c0),
-        rs: rsc,
-        cs: csc,
-    };
     let b = BSrc::Conv {
         x: x.as_ptr(),
         geom: *geom,
@@ -1335,6 +1305,39 @@ pub fn sgemm_conv_with_isa(
         )
     };
     Ok(())
+}
+
+/// The safe API's common checks: `isa` available, A (`m x k`) and C (`m x n`) inside their
+/// slices, C's elements distinct. Returns A and C as the driver takes them.
+#[allow(clippy::too_many_arguments)] // two strided operands
+fn checked_a_c(
+    isa: Isa,
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    rsa: isize,
+    csa: isize,
+    c: &mut [f32],
+    rsc: isize,
+    csc: isize,
+) -> Result<(MatRef, MatMut), GemmError> {
+    if !isa.is_available() {
+        return Err(GemmError::IsaUnavailable(isa));
+    }
+    let a0 = locate("A", m, k, rsa, csa, a.len())?;
+    let c0 = locate("C", m, n, rsc, csc, c.len())?;
+    check_c_distinct(m, n, rsc, csc)?;
+    Ok((
+        MatRef {
+            ptr: a.as_ptr().wrapping_add(a0),
+            rs: rsa,
+            cs: csa,
+        },
+        MatMut {
+            ptr: c.as_mut_ptr().wrapping_add(c0),
+            rs: rsc,
+            cs: csc,
+        },
+    ))
 }
 
 /// The driver's epilogue of a safe-API [`Epilogue`] on an `m x n` C, its vectors checked.
@@ -1467,23 +1470,8 @@ pub fn sgemm_packed_b_with_isa(
     csc: isize,
     threads: usize,
 ) -> Result<(), GemmError> {
-    if !isa.is_available() {
-        return Err(GemmError::IsaUnavailable(isa));
-    }
     let (k, n) = (b.k(), b.n());
-    let a0 = locate("A", m, k, rsa, csa, a.len())?;
-    let c0 = locate("C", m, n, rsc, csc, c.len())?;
-    check_c_distinct(m, n, rsc, csc)?;
-    let a = MatRef {
-        ptr: a.as_ptr().wrapping_add(a0),
-        rs: rsa,
-        cs: csa,
-    };
-    let c = MatMut {
-        ptr: c.as_mut_ptr().wrapping_add(c0),
-        rs: rsc,
-        cs: csc,
-    };
+    let (a, c) = checked_a_c(isa, (m, n, k), a, rsa, csa, c, rsc, csc)?;
     let b = BSrc::Packed {
         data: b.as_ptr(),
         n_pad: b.n_padded(),

@@ -158,12 +158,9 @@ pub unsafe extern "C" fn sinter_sgemm_epilogue(
         rs: rsc,
         cs: csc,
     };
-    let epi = Epi {
-        bias,
-        rs: bias_rs,
-        cs: bias_cs,
-        act: Act::from_code(act, act_alpha, slope, slope_rs, slope_cs).unwrap_or(Act::None),
-    };
+    let epi = epilogue(
+        bias, bias_rs, bias_cs, act, act_alpha, slope, slope_rs, slope_cs,
+    );
     // SAFETY: the caller's contract is the driver's; the detected ISA is available.
     unsafe { gemm_strided(Isa::detect(), m, n, k, alpha, a, b, beta, c, epi, threads) }
 }
@@ -226,12 +223,9 @@ pub unsafe extern "C" fn sinter_sgemm_conv(
         rs: rsc,
         cs: csc,
     };
-    let epi = Epi {
-        bias,
-        rs: bias_rs,
-        cs: bias_cs,
-        act: Act::from_code(act, act_alpha, slope, slope_rs, slope_cs).unwrap_or(Act::None),
-    };
+    let epi = epilogue(
+        bias, bias_rs, bias_cs, act, act_alpha, slope, slope_rs, slope_cs,
+    );
     let transposed = flags & 2 != 0;
     let (n, k) = if transposed {
         (geom.k(), geom.n())
@@ -246,6 +240,27 @@ pub unsafe extern "C" fn sinter_sgemm_conv(
     };
     // SAFETY: the caller's contract is the driver's; the detected ISA is available.
     unsafe { gemm_parallel(Isa::detect(), m, n, k, alpha, a, b, beta, c, epi, threads) }
+}
+
+/// The epilogue as the C-ABI entries take it (see [`sinter_sgemm_epilogue`]); an unknown
+/// activation code applies none.
+#[allow(clippy::too_many_arguments)] // the C ABI's flattened epilogue
+fn epilogue(
+    bias: *const f32,
+    bias_rs: isize,
+    bias_cs: isize,
+    act: u8,
+    act_alpha: f32,
+    slope: *const f32,
+    slope_rs: isize,
+    slope_cs: isize,
+) -> Epi {
+    Epi {
+        bias,
+        rs: bias_rs,
+        cs: bias_cs,
+        act: Act::from_code(act, act_alpha, slope, slope_rs, slope_cs).unwrap_or(Act::None),
+    }
 }
 
 /// `C = alpha * A * B + beta * C` with B already packed: `packed` is

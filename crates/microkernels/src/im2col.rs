@@ -310,6 +310,28 @@ mod tests {
     use super::*;
     use crate::layout::packed_b_len;
 
+    /// Asserts that `got` holds a `rows x cols` block in panel layout, element `(r, c)` equal
+    /// (bit for bit) to `want(r, c)` and the columns past `cols` zero.
+    fn check_panels(
+        got: &[f32],
+        rows: usize,
+        cols: usize,
+        what: &str,
+        want: impl Fn(usize, usize) -> f32,
+    ) {
+        assert_eq!(got.len(), packed_b_len(rows, cols), "{what}");
+        for (i, &v) in got.iter().enumerate() {
+            let (panel, rest) = (i / (rows * NR), i % (rows * NR));
+            let (r, j) = (rest / NR, rest % NR);
+            let c = panel * NR + j;
+            let w = if c < cols { want(r, c) } else { 0.0 };
+            assert!(
+                v.to_bits() == w.to_bits(),
+                "{what}: row {r} col {c}: {v} vs {w}"
+            );
+        }
+    }
+
     #[test]
     fn inside_matches_a_scan() {
         for shift in -7..9 {
@@ -386,38 +408,18 @@ mod tests {
                             got_t.as_mut_ptr(),
                         )
                     };
-                    for (i, &v) in got_t.iter().enumerate() {
-                        let (panel, rest) = (i / (nc * NR), i % (nc * NR));
-                        let (q, j) = (rest / NR, rest % NR);
-                        let col = panel * NR + j;
-                        let want = if col < kc {
-                            g.element(&x, pc + col, jc + q)
-                        } else {
-                            0.0
-                        };
-                        assert!(
-                            v.to_bits() == want.to_bits(),
-                            "{g:?} transposed block ({jc}, {pc}) {nc}x{kc}: row {q} col {col}"
-                        );
-                    }
+                    let what = format!("{g:?} transposed block ({jc}, {pc}) {nc}x{kc}");
+                    check_panels(&got_t, nc, kc, &what, |q, col| {
+                        g.element(&x, pc + col, jc + q)
+                    });
                     let mut got = vec![f32::NAN; packed_b_len(kc, nc)];
                     // SAFETY: the image is g.image_len() floats; the block is inside B; got
                     // has packed_b_len(kc, nc) floats.
                     unsafe { pack_b_conv(&g, x.as_ptr(), pc, kc, jc, nc, got.as_mut_ptr()) };
-                    for (i, &v) in got.iter().enumerate() {
-                        let (panel, rest) = (i / (kc * NR), i % (kc * NR));
-                        let (p, j) = (rest / NR, rest % NR);
-                        let col = panel * NR + j;
-                        let want = if col < nc {
-                            g.element(&x, pc + p, jc + col)
-                        } else {
-                            0.0
-                        };
-                        assert!(
-                            v.to_bits() == want.to_bits(),
-                            "{g:?} block ({pc}, {jc}) {kc}x{nc}: row {p} col {col}: {v} vs {want}"
-                        );
-                    }
+                    let what = format!("{g:?} block ({pc}, {jc}) {kc}x{nc}");
+                    check_panels(&got, kc, nc, &what, |p, col| {
+                        g.element(&x, pc + p, jc + col)
+                    });
                 }
             }
         }
