@@ -354,6 +354,18 @@ pub(crate) fn backward(
             }
         }
 
+        // The optimiser produces these from convolutions after differentiation (the pipeline
+        // is autodiff -> rewrite), and the input gradient of a stride-1 3x3 conv2d is itself
+        // rewritten to them; a graph that already holds them has no gradient here.
+        Op::WinogradFilter { .. } | Op::WinogradInput { .. } | Op::WinogradOutput { .. } => {
+            if need.iter().any(|&n| n) {
+                return Err(RuleError::NotDifferentiable(format!(
+                    "`{}` is made by the optimiser after differentiation: differentiate the conv2d it came from",
+                    op.name()
+                )));
+            }
+        }
+
         Op::MaxPool2d {
             kernel,
             stride,

@@ -149,6 +149,18 @@ fn eval_data(op: &Op, ins: &[&Tensor], outs: &[TensorType]) -> Result<Vec<Tensor
                 *groups as usize,
             ))
         }
+        Op::WinogradFilter { tile, transposed } => {
+            f32_out(crate::winograd::filter(ins[0], out, *tile, *transposed))
+        }
+        Op::WinogradInput { tile, pad } => {
+            f32_out(crate::winograd::input(ins[0], out, *tile, *pad))
+        }
+        Op::WinogradOutput { tile, out: _ } => f32_out(crate::winograd::output(
+            ins[0],
+            ins.get(1).copied(),
+            out,
+            *tile,
+        )),
         Op::Conv2dWeightGrad {
             kernel: _,
             stride,

@@ -23,6 +23,7 @@ mod norm;
 mod pool;
 mod random;
 mod reduce;
+mod winograd;
 
 pub use eval::eval_op;
 

@@ -45,6 +45,9 @@ const TESTED: &[OpKind] = &[
     OpKind::MaxPool2dGrad,
     OpKind::AvgPool2dGrad,
     OpKind::Conv2dWeightGrad,
+    OpKind::WinogradFilter,
+    OpKind::WinogradInput,
+    OpKind::WinogradOutput,
     OpKind::ScatterAdd,
     OpKind::BatchNorm,
     OpKind::BatchNormTrain,
@@ -1445,6 +1448,128 @@ fn conv2d_weight_grad_is_the_adjoint_in_the_weight() {
         &[1, 1, 3, 3],
         &[6., 7., 6., 4., 7., 7., 4., 6., 6.],
     );
+}
+
+/// The Winograd chain `winograd_output(matmul(winograd_filter(w), winograd_input(x)), b)`
+/// equals `conv2d(x, w, b)` (3x3, stride 1) for both tile sizes, any padding up to 2 and
+/// ragged tiles; `transposed` filters reproduce the stride-1 `conv_transpose2d`. The error is
+/// relative to the largest output magnitude, with inputs uniform in [-1, 1): measured at most
+/// 4.7e-7 (F(2,3)) and 3.0e-6 (F(4,3)) over these shapes.
+#[test]
+fn winograd_chain_is_conv2d() {
+    let mut r = XorShift(0x5eed_0077);
+    let mut worst = [0.0f32; 2];
+    for case in 0..40 {
+        let (n, c, co) = (1 + case % 2, 1 + (case * 7) % 9, 1 + (case * 5) % 8);
+        let (h, w) = (1 + (case * 3) % 11, 1 + (case * 11) % 13);
+        let pad = [case % 3, (case / 3) % 3, (case / 2) % 3, (case / 5) % 3].map(|p| p as i64);
+        if h as i64 + pad[0] + pad[2] < 3 || w as i64 + pad[1] + pad[3] < 3 {
+            continue;
+        }
+        let x = r.tensor(&[n, c, h, w]);
+        let wt = r.tensor(&[co, c, 3, 3]);
+        let bias = r.tensor(&[co]);
+        let conv = Op::Conv2d {
+            stride: [1, 1],
+            pad,
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let want = eval1(conv, &[&x, &wt, &bias]);
+        let out = [want.shape()[2] as i64, want.shape()[3] as i64];
+        for (slot, tile) in [2i64, 4].into_iter().enumerate() {
+            let u = eval1(
+                Op::WinogradFilter {
+                    tile,
+                    transposed: false,
+                },
+                &[&wt],
+            );
+            let v = eval1(Op::WinogradInput { tile, pad }, &[&x]);
+            let m = eval1(Op::Matmul {}, &[&u, &v]);
+            let y = eval1(Op::WinogradOutput { tile, out }, &[&m, &bias]);
+            assert_eq!(y.shape(), want.shape(), "case {case} tile {tile}");
+            let (a, b) = (y.as_f32().unwrap(), want.as_f32().unwrap());
+            let scale = b.iter().fold(1e-6f32, |s, v| s.max(v.abs()));
+            let err = a
+                .iter()
+                .zip(b)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f32::max)
+                / scale;
+            worst[slot] = worst[slot].max(err);
+            assert!(
+                err <= [2e-6, 1e-5][slot],
+                "case {case} tile {tile}: error {err}"
+            );
+        }
+        // The transposed filter: conv_transpose2d(x, w^T) with stride 1 and padding q is the
+        // Winograd conv2d of the flipped, transposed weight with padding 2 - q.
+        let wt_t = r.tensor(&[c, co, 3, 3]);
+        let q = pad.map(|p| 2 - p);
+        let ct = Op::ConvTranspose2d {
+            stride: [1, 1],
+            pad: q,
+            output_pad: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let want = eval1(ct, &[&x, &wt_t]);
+        let out = [want.shape()[2] as i64, want.shape()[3] as i64];
+        let u = eval1(
+            Op::WinogradFilter {
+                tile: 2,
+                transposed: true,
+            },
+            &[&wt_t],
+        );
+        let v = eval1(Op::WinogradInput { tile: 2, pad }, &[&x]);
+        let m = eval1(Op::Matmul {}, &[&u, &v]);
+        let y = eval1(Op::WinogradOutput { tile: 2, out }, &[&m]);
+        let (a, b) = (y.as_f32().unwrap(), want.as_f32().unwrap());
+        let scale = b.iter().fold(1e-6f32, |s, v| s.max(v.abs()));
+        let err = a
+            .iter()
+            .zip(b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max)
+            / scale;
+        assert!(err <= 2e-6, "case {case} transposed: error {err}");
+    }
+    eprintln!(
+        "winograd max relative error: F(2,3) {:e}, F(4,3) {:e}",
+        worst[0], worst[1]
+    );
+    // Bad tile sizes and shapes are errors naming what is wrong.
+    let x = r.tensor(&[1, 1, 4, 4]);
+    let e = try_eval(
+        &Op::WinogradInput {
+            tile: 3,
+            pad: [0; 4],
+        },
+        &[&x],
+    )
+    .unwrap_err();
+    assert!(e.contains("tile=3"), "{e}");
+    let e = try_eval(
+        &Op::WinogradFilter {
+            tile: 2,
+            transposed: false,
+        },
+        &[&x],
+    )
+    .unwrap_err();
+    assert!(e.contains("3x3 kernel"), "{e}");
+    let m = r.tensor(&[16, 2, 3]);
+    let e = try_eval(
+        &Op::WinogradOutput {
+            tile: 2,
+            out: [4, 4],
+        },
+        &[&m],
+    )
+    .unwrap_err();
+    assert!(e.contains("[16, C, N*4]"), "{e}");
 }
 
 #[test]

@@ -160,6 +160,58 @@ fn rules(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
             want_same("output gradient", dy, &y[0])?;
             one(w)
         }
+        Op::WinogradFilter { tile, transposed } => {
+            let f = winograd_tile(*tile)?;
+            let w = ins[0];
+            want_f32("weight", w)?;
+            want_rank("weight", w, 4)?;
+            if w.shape[2..] != [3, 3] {
+                return Err(format!("weight {w} must have a 3x3 kernel"));
+            }
+            let (co, ci) = if *transposed {
+                (w.shape[1], w.shape[0])
+            } else {
+                (w.shape[0], w.shape[1])
+            };
+            one(TensorType::f32(&[f.points(), co, ci]))
+        }
+        Op::WinogradInput { tile, pad } => {
+            let f = winograd_tile(*tile)?;
+            let x = ins[0];
+            want_f32("input", x)?;
+            want_rank("input", x, 4)?;
+            let p = pads4(*pad)?;
+            let oh = window_out("height", x.shape[2], p[0] + p[2], 3, 1, 1)?;
+            let ow = window_out("width", x.shape[3], p[1] + p[3], 3, 1, 1)?;
+            let tiles = x.shape[0]
+                .checked_mul(crate::winograd::tiles(oh, f.m) * crate::winograd::tiles(ow, f.m))
+                .filter(|&t| t <= MAX_EXTENT)
+                .ok_or_else(|| format!("input {x}: too many tiles"))?;
+            one(TensorType::f32(&[f.points(), x.shape[1], tiles]))
+        }
+        Op::WinogradOutput { tile, out } => {
+            let f = winograd_tile(*tile)?;
+            let mm = ins[0];
+            want_f32("products", mm)?;
+            want_rank("products", mm, 3)?;
+            let [oh, ow] = positive2("out", *out)?;
+            let per_image = crate::winograd::tiles(oh, f.m) * crate::winograd::tiles(ow, f.m);
+            if mm.shape[0] != f.points() || mm.shape[2] % per_image != 0 {
+                return Err(format!(
+                    "products {mm} must be [{}, C, N*{per_image}] for {}x{} tiles of a {oh}x{ow} output",
+                    f.points(),
+                    f.m,
+                    f.m
+                ));
+            }
+            let c = mm.shape[1];
+            if let Some(b) = ins.get(1)
+                && (b.dtype != DType::F32 || b.shape.as_slice() != [c])
+            {
+                return Err(format!("bias {b} must be f32[{c}]"));
+            }
+            one(TensorType::f32(&[mm.shape[2] / per_image, c, oh, ow]))
+        }
         Op::ScatterAdd { axis, extent } => {
             let (idx, upd) = (ins[0], ins[1]);
             if idx.dtype != DType::I64 {
@@ -700,6 +752,15 @@ fn positive2(what: &str, v: [i64; 2]) -> R<[usize; 2]> {
         return Err(format!("{what} {v:?} has an entry above 2^32"));
     }
     Ok([v[0] as usize, v[1] as usize])
+}
+
+fn winograd_tile(tile: i64) -> R<crate::winograd::Matrices> {
+    crate::winograd::matrices(tile).ok_or_else(|| {
+        format!(
+            "tile={tile}: Winograd output tiles are {:?}",
+            crate::winograd::TILES
+        )
+    })
 }
 
 fn pads4(v: [i64; 4]) -> R<[usize; 4]> {

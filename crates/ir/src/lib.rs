@@ -9,6 +9,7 @@
 //! - [`graph`]: the SSA graph, construction with checking, and [`Graph::verify`].
 //! - [`text`]: the `.sir` text format (printer and parser that round-trip exactly).
 //! - [`builder`]: the Rust API for writing graphs by hand, with the losses as compositions.
+//! - [`winograd`]: the transform matrices that define the `winograd_*` ops.
 //! - [`rng`]: the counter-based random numbers that random ops are defined by, so that the
 //!   interpreter and generated kernels draw bit-identical values.
 //!
@@ -25,6 +26,7 @@ pub mod rng;
 pub mod tensor;
 pub mod text;
 pub mod types;
+pub mod winograd;
 
 pub use attr::{AttrValue, Float};
 pub use builder::Builder;

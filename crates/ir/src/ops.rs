@@ -332,6 +332,37 @@ define_ops! {
         groups: i64 = 1,
     }
 
+    /// Winograd filter transform (see [`crate::winograd`]) of 3x3 conv weights `w:
+    /// [C_out, C_in, 3, 3]` for output tiles of `tile` x `tile` (2 or 4): `U: [T, C_out, C_in]`
+    /// with `T = (tile + 2)^2`, `U[i*(tile+2) + j, co, ci] = (G w[co, ci] G^T)[i, j]`. With
+    /// `transposed`, `w` is a stride-1 `conv_transpose2d` weight `[C_in', C_out', 3, 3]` and
+    /// the transform is that of the equivalent conv2d weight
+    /// `w'[co, ci, ky, kx] = w[ci, co, 2 - ky, 2 - kx]`.
+    WinogradFilter = "winograd_filter", Convolution, inputs(1, 1) {
+        tile: i64,
+        transposed: bool = false,
+    }
+    /// Winograd input transform of NCHW `x` padded by `pad` (zeros): the `(tile + 2)`-square
+    /// windows at stride `tile` covering the output of a 3x3 stride-1 conv2d with that padding
+    /// (`OH = H + pad_top + pad_bottom - 2`, likewise `OW`; `th = ceil(OH / tile)`,
+    /// `tw = ceil(OW / tile)` windows, zeros beyond the image), each transformed as
+    /// `B^T d B`: `V: [T, C, N*th*tw]`, `V[i*(tile+2) + j, c, (n*th + ti)*tw + tj] =
+    /// (B^T d B)[i, j]` for the window of image `n`, channel `c` at row `ti*tile - pad_top`,
+    /// column `tj*tile - pad_left`.
+    WinogradInput = "winograd_input", Convolution, inputs(1, 1) {
+        tile: i64,
+        pad: [i64; 4] = [0, 0, 0, 0],
+    }
+    /// Winograd output transform: from the per-point products `M: [T, C, N*th*tw]`
+    /// (`matmul(winograd_filter(w), winograd_input(x))`) to the conv2d output
+    /// `y: [N, C, out[0], out[1]]`, each tile `A^T M A` cropped to the image, plus the optional
+    /// bias `[C]`. `th = ceil(out[0] / tile)`, `tw = ceil(out[1] / tile)` and `N` is the
+    /// third extent of `M` over `th*tw`.
+    WinogradOutput = "winograd_output", Convolution, inputs(1, 2) {
+        tile: i64,
+        out: [i64; 2],
+    }
+
     /// Maximum over each `kernel` window of NCHW `x`; padded positions never win.
     MaxPool2d = "max_pool2d", Pooling, inputs(1, 1) {
         kernel: [i64; 2],

@@ -738,6 +738,34 @@ impl Gen<'_> {
                         1,
                     );
                 }
+                if r[4] & 2 != 0 {
+                    // The Winograd form of a padded 3x3 convolution of x.
+                    let s = self.ty(x).shape.clone();
+                    let w3 = self.constant(DType::F32, &[1 + r[2] as usize % 3, c, 3, 3], r[3]);
+                    let tile = Int(if r[1] & 8 != 0 { 4 } else { 2 });
+                    let before = self.vals.len();
+                    self.op("winograd_filter", vec![("tile", tile.clone())], &[w3], 1);
+                    self.op(
+                        "winograd_input",
+                        vec![("tile", tile.clone()), ("pad", Ints(vec![1; 4]))],
+                        &[x],
+                        1,
+                    );
+                    if self.vals.len() == before + 2 {
+                        let (u, v) = (self.vals[before], self.vals[before + 1]);
+                        self.op("matmul", vec![], &[u, v], 1);
+                        if self.vals.len() == before + 3 {
+                            let m = self.vals[before + 2];
+                            let out = Ints(vec![s[2] as i64, s[3] as i64]);
+                            self.op(
+                                "winograd_output",
+                                vec![("tile", tile), ("out", out)],
+                                &[m],
+                                1,
+                            );
+                        }
+                    }
+                }
             }
             20 => {
                 // scatter_add of a gather's result back along the same axis.

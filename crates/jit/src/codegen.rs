@@ -14,7 +14,8 @@ use cranelift_codegen::ir::{
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
 use sinter_lower::loops::{
-    Activation, BinOp, Buf, Expr, GemmCall, Kernel, MatArg, Stmt, Ty, UnOp, Var,
+    Activation, BinOp, Buf, Expr, GemmCall, Kernel, MatArg, Stmt, Ty, UnOp, Var, WinogradCall,
+    WinogradStage,
 };
 use std::collections::HashMap;
 
@@ -56,7 +57,7 @@ fn assigned_in(body: &[Stmt], out: &mut Vec<Var>) {
                 assigned_in(a, out);
                 assigned_in(b, out);
             }
-            Stmt::Store(..) | Stmt::Gemm(_) | Stmt::Check(..) => {}
+            Stmt::Store(..) | Stmt::Gemm(_) | Stmt::Winograd(_) | Stmt::Check(..) => {}
         }
     }
 }
@@ -115,7 +116,7 @@ fn invariant_parts_stmts(k: &Kernel, body: &[Stmt], assigned: &[Var], out: &mut 
                 invariant_parts_stmts(k, a, assigned, out);
                 invariant_parts_stmts(k, b, assigned, out);
             }
-            Stmt::Gemm(_) => {}
+            Stmt::Gemm(_) | Stmt::Winograd(_) => {}
         }
     }
 }
@@ -135,7 +136,7 @@ impl<'b> Emitter<'_, 'b> {
     /// computed once, before the loop over `lv`, and reused by every iteration (and by the
     /// loops inside, which hoist further parts of their own).
     fn hoist_invariants(&mut self, lv: Var, body: &[Stmt]) {
-        if body.len() == 1 && matches!(body[0], Stmt::Gemm(_)) {
+        if body.len() == 1 && matches!(body[0], Stmt::Gemm(_) | Stmt::Winograd(_)) {
             return;
         }
         let mut assigned = vec![lv];
@@ -226,6 +227,7 @@ impl<'b> Emitter<'_, 'b> {
                 self.b.switch_to_block(join);
             }
             Stmt::Gemm(g) => self.gemm(g),
+            Stmt::Winograd(w) => self.winograd(w),
             Stmt::Check(c, code) => {
                 let cv = self.expr(c);
                 self.bail_unless(cv, 1 + *code as i64);
@@ -481,6 +483,78 @@ impl<'b> Emitter<'_, 'b> {
         args.extend(self.epilogue_args(g));
         let f = self.func_ref(Extern::SgemmConv);
         self.b.ins().call(f, &args);
+    }
+
+    /// Address of `len` elements of `buf` from element 0, checked (in bounds-checked mode)
+    /// against the buffer's length: the whole footprint of a call that reads or writes it.
+    fn whole_addr(&mut self, buf: Buf, len: usize) -> Value {
+        let arg = MatArg {
+            buf,
+            offset: Expr::I(0),
+            rs: 0,
+            cs: 1,
+        };
+        self.mat_addr(&arg, 1, len)
+    }
+
+    /// A Winograd transform: a call of `sinter_winograd_input` or `sinter_winograd_output`
+    /// on whole buffers.
+    fn winograd(&mut self, w: &WinogradCall) {
+        let src = self.whole_addr(w.src, w.src_len());
+        let dst = self.whole_addr(w.dst, w.dst_len());
+        let i = |s: &mut Self, v: usize| s.b.ins().iconst(types::I64, v as i64);
+        let threads = i(self, w.threads.max(1));
+        let tile = i(self, w.tile);
+        match &w.stage {
+            WinogradStage::Input {
+                n,
+                c,
+                h,
+                w: width,
+                pad,
+            } => {
+                let mut args = vec![tile, src];
+                for v in [*n, *c, *h, *width, pad[0], pad[1], pad[2], pad[3]] {
+                    args.push(i(self, v));
+                }
+                args.extend([dst, threads]);
+                let f = self.func_ref(Extern::WinogradInput);
+                self.b.ins().call(f, &args);
+            }
+            WinogradStage::Output {
+                n,
+                c,
+                oh,
+                ow,
+                bias,
+                act,
+            } => {
+                let bias = match bias {
+                    Some(b) => self.whole_addr(*b, *c),
+                    None => i(self, 0),
+                };
+                // `sinter_winograd_output`'s activation codes (those of the GEMM epilogue).
+                let (code, alpha) = match act {
+                    None => (0, 0.0),
+                    Some(Activation::Relu) => (1, 0.0),
+                    Some(Activation::LeakyRelu(a)) => (2, *a),
+                    Some(Activation::Sigmoid) => (3, 0.0),
+                    Some(Activation::Tanh) => (4, 0.0),
+                    // The lowering gives the output transform plain activations only.
+                    Some(Activation::Prelu(_) | Activation::ReluMask(_)) => (0, 0.0),
+                };
+                let mut args = vec![tile, src];
+                for v in [*n, *c, *oh, *ow] {
+                    args.push(i(self, v));
+                }
+                args.push(bias);
+                args.push(self.b.ins().iconst(types::I8, code));
+                args.push(self.f32c(alpha));
+                args.extend([dst, threads]);
+                let f = self.func_ref(Extern::WinogradOutput);
+                self.b.ins().call(f, &args);
+            }
+        }
     }
 
     /// The epilogue's arguments as `sinter_sgemm_epilogue` takes them: bias, bias_rs,

@@ -27,11 +27,16 @@ pub enum Extern {
     /// `sinter_microkernels::ffi::sinter_sgemm_conv`: a convolution of one image as GEMM with
     /// implicit im2col, with the epilogue.
     SgemmConv,
+    /// `sinter_microkernels::ffi::sinter_winograd_input`: a Winograd input transform.
+    WinogradInput,
+    /// `sinter_microkernels::ffi::sinter_winograd_output`: a Winograd output transform with
+    /// bias and activation.
+    WinogradOutput,
 }
 
 impl Extern {
     /// Every import.
-    pub const ALL: [Extern; 8] = [
+    pub const ALL: [Extern; 10] = [
         Extern::Exp,
         Extern::Ln,
         Extern::Tanh,
@@ -40,6 +45,8 @@ impl Extern {
         Extern::Sgemm,
         Extern::SgemmEpilogue,
         Extern::SgemmConv,
+        Extern::WinogradInput,
+        Extern::WinogradOutput,
     ];
 
     /// Symbol name.
@@ -53,6 +60,8 @@ impl Extern {
             Extern::Sgemm => "sinter_sgemm_threaded",
             Extern::SgemmEpilogue => "sinter_sgemm_epilogue",
             Extern::SgemmConv => "sinter_sgemm_conv",
+            Extern::WinogradInput => "sinter_winograd_input",
+            Extern::WinogradOutput => "sinter_winograd_output",
         }
     }
 
@@ -74,6 +83,13 @@ impl Extern {
             Extern::Sgemm => (GEMM.to_vec(), vec![]),
             Extern::SgemmEpilogue => ([&GEMM[..], &EPILOGUE].concat(), vec![]),
             Extern::SgemmConv => ([&CONV[..], &EPILOGUE].concat(), vec![]),
+            // m, x, n, c, h, w, pad_top, pad_left, pad_bottom, pad_right, v, threads
+            Extern::WinogradInput => (vec![I64; 12], vec![]),
+            // m, mm, n, co, oh, ow, bias, act, act_alpha, y, threads
+            Extern::WinogradOutput => (
+                vec![I64, I64, I64, I64, I64, I64, I64, I8, F32, I64, I64],
+                vec![],
+            ),
             _ => (vec![F32], vec![F32]),
         }
     }
@@ -89,6 +105,8 @@ impl Extern {
             Extern::Sgemm => sinter_microkernels::ffi::sinter_sgemm_threaded as *const u8,
             Extern::SgemmEpilogue => sinter_microkernels::ffi::sinter_sgemm_epilogue as *const u8,
             Extern::SgemmConv => sinter_microkernels::ffi::sinter_sgemm_conv as *const u8,
+            Extern::WinogradInput => sinter_microkernels::ffi::sinter_winograd_input as *const u8,
+            Extern::WinogradOutput => sinter_microkernels::ffi::sinter_winograd_output as *const u8,
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::codegen::Emitter;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{ConstantData, Endianness, InstBuilder, MemFlagsData, Value, types};
 use cranelift_frontend::Variable;
-use sinter_lower::loops::{BinOp, Buf, Expr, Kernel, Stmt, Ty, UnOp, Var};
+use sinter_lower::loops::{BinOp, Buf, Expr, Kernel, Stmt, Ty, UnOp, Var, WinogradStage};
 use std::collections::HashMap;
 
 fn ok_expr(k: &Kernel, e: &Expr, lv: Var, defined: &[Var], set: &[Var]) -> bool {
@@ -509,6 +509,13 @@ fn bufs_in(body: &[Stmt], loads: &mut Vec<Buf>, stores: &mut Vec<Buf>) {
                 loads.push(g.c.buf);
                 stores.push(g.c.buf);
             }
+            Stmt::Winograd(w) => {
+                loads.push(w.src);
+                if let WinogradStage::Output { bias: Some(b), .. } = &w.stage {
+                    loads.push(*b);
+                }
+                stores.push(w.dst);
+            }
         }
     }
 }
@@ -550,6 +557,7 @@ fn vars_in(body: &[Stmt], out: &mut Vec<Var>) {
                     vars_of(&m.offset, out);
                 }
             }
+            Stmt::Winograd(_) => {}
         }
     }
 }
@@ -688,7 +696,7 @@ impl Rows<'_> {
                 }
                 true
             }
-            Stmt::Check(..) | Stmt::Gemm(_) => false,
+            Stmt::Check(..) | Stmt::Gemm(_) | Stmt::Winograd(_) => false,
         }
     }
 }

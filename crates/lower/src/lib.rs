@@ -10,6 +10,7 @@
 mod fuse;
 pub mod loops;
 pub mod ops;
+mod winograd;
 
 pub use loops::{Buf, BufDecl, Expr, Kernel, Stmt, Ty};
 pub use ops::{LowerOptions, lower_op};
@@ -142,9 +143,15 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
             let location = || graph.describe(&[&nodes[r].outputs[0].name], op, &node.inputs);
             match &a.how {
                 How::Gemm(g) => {
-                    let set = set_epilogue_act(&mut kernel.body, &|call: &loops::GemmCall| {
-                        g.activation(extra.map(|(b, _)| b), &call.c)
-                    });
+                    let plain = match g {
+                        GemmAct::Plain(a) => Some(a),
+                        _ => None,
+                    };
+                    let set = set_epilogue_act(
+                        &mut kernel.body,
+                        &|call: &loops::GemmCall| g.activation(extra.map(|(b, _)| b), &call.c),
+                        plain,
+                    );
                     if set == 0 {
                         return Err(LowerError {
                             location: location(),
@@ -192,7 +199,7 @@ fn prepack_weights(kernel: &mut Kernel, w: Buf) {
                     calls(a, out);
                     calls(b, out);
                 }
-                Stmt::Set(..) | Stmt::Store(..) | Stmt::Check(..) => {}
+                Stmt::Set(..) | Stmt::Store(..) | Stmt::Check(..) | Stmt::Winograd(_) => {}
             }
         }
     }
@@ -382,6 +389,20 @@ fn epilogue_acts(
         }
         let how = match (producer.op(), n.op()) {
             (Some(Op::ConvTranspose2d { .. }), _) => How::Trailing,
+            // The output transform applies a plain activation as it writes (with microkernels:
+            // the portable path has no epilogues); a slope or mask runs after it.
+            (Some(Op::WinogradOutput { .. }), Some(act)) => match act {
+                Op::Relu {} => How::Gemm(GemmAct::Plain(loops::Activation::Relu)),
+                Op::LeakyRelu { alpha } => {
+                    How::Gemm(GemmAct::Plain(loops::Activation::LeakyRelu(alpha.get())))
+                }
+                Op::Sigmoid {} if !opt.fast_math => {
+                    How::Gemm(GemmAct::Plain(loops::Activation::Sigmoid))
+                }
+                Op::Tanh {} => How::Gemm(GemmAct::Plain(loops::Activation::Tanh)),
+                Op::Prelu {} | Op::Select {} => How::Trailing,
+                _ => continue,
+            },
             (Some(Op::Conv2d { .. } | Op::Gemm { .. } | Op::Matmul {}), Some(act)) => {
                 How::Gemm(match act {
                     Op::Relu {} => GemmAct::Plain(loops::Activation::Relu),
@@ -456,10 +477,12 @@ fn prelu_strides(
     }
 }
 
-/// Sets the activation of every GEMM call in `body` (from the call); returns how many.
+/// Sets the activation of every GEMM call in `body` (from the call) and, when it needs no
+/// buffer (`plain`), of every Winograd output transform; returns how many.
 fn set_epilogue_act(
     body: &mut [loops::Stmt],
     act: &dyn Fn(&loops::GemmCall) -> loops::Activation,
+    plain: Option<&loops::Activation>,
 ) -> usize {
     let mut n = 0;
     for s in body {
@@ -468,10 +491,16 @@ fn set_epilogue_act(
                 g.epilogue.act = Some(act(g));
                 n += 1;
             }
-            loops::Stmt::For { body, .. } => n += set_epilogue_act(body, act),
+            loops::Stmt::Winograd(w) => {
+                if let (loops::WinogradStage::Output { act, .. }, Some(p)) = (&mut w.stage, plain) {
+                    *act = Some(p.clone());
+                    n += 1;
+                }
+            }
+            loops::Stmt::For { body, .. } => n += set_epilogue_act(body, act, plain),
             loops::Stmt::If(_, a, b) => {
-                n += set_epilogue_act(a, act);
-                n += set_epilogue_act(b, act);
+                n += set_epilogue_act(a, act, plain);
+                n += set_epilogue_act(b, act, plain);
             }
             loops::Stmt::Set(..) | loops::Stmt::Store(..) | loops::Stmt::Check(..) => {}
         }

@@ -187,10 +187,93 @@ pub enum Stmt {
     /// A call of the GEMM microkernel driver (`sinter_microkernels`), for matmul, gemm and
     /// convolutions: compute-bound work that 128-bit Cranelift code would run at half speed.
     Gemm(Box<GemmCall>),
+    /// A call of a Winograd transform of `sinter_microkernels::winograd` (the input and output
+    /// transforms of a 3x3 convolution: streaming, vectorised across tiles).
+    Winograd(Box<WinogradCall>),
     /// Return error number `code` (an index into [`Kernel::errors`]) unless `cond` holds:
     /// how data errors (a gather index out of range) become `Err` instead of undefined
     /// behaviour.
     Check(Expr, u32),
+}
+
+/// A Winograd transform over whole buffers (see `sinter_ir::winograd` for the layouts): `src`
+/// is read from element 0 for [`WinogradCall::src_len`] elements, `dst` written likewise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WinogradCall {
+    /// Which transform, with its extents.
+    pub stage: WinogradStage,
+    /// Output tile size (2 or 4).
+    pub tile: usize,
+    /// What the transform reads.
+    pub src: Buf,
+    /// What it writes.
+    pub dst: Buf,
+    /// Threads it may use.
+    pub threads: usize,
+}
+
+/// The transform of a [`WinogradCall`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum WinogradStage {
+    /// `winograd_input`: NCHW image `[n, c, h, w]` padded by `pad` (top, left, bottom,
+    /// right) to `V: [T, c, tiles]`.
+    Input {
+        /// Images.
+        n: usize,
+        /// Channels.
+        c: usize,
+        /// Height.
+        h: usize,
+        /// Width.
+        w: usize,
+        /// Padding.
+        pad: [usize; 4],
+    },
+    /// `winograd_output`: `M: [T, c, tiles]` to `[n, c, oh, ow]`, then the bias (per channel)
+    /// and the activation (only the elementwise ones, no prelu or mask).
+    Output {
+        /// Images.
+        n: usize,
+        /// Channels.
+        c: usize,
+        /// Output height.
+        oh: usize,
+        /// Output width.
+        ow: usize,
+        /// `c` values added per channel.
+        bias: Option<Buf>,
+        /// Applied last (the sole-reader activation absorbed into the kernel).
+        act: Option<Activation>,
+    },
+}
+
+impl WinogradCall {
+    /// Output tiles along height and width of the convolution this call belongs to.
+    fn tiles(&self, oh: usize, ow: usize) -> usize {
+        oh.div_ceil(self.tile) * ow.div_ceil(self.tile)
+    }
+
+    /// Elements of `src` read.
+    pub fn src_len(&self) -> usize {
+        let t = (self.tile + 2) * (self.tile + 2);
+        match &self.stage {
+            WinogradStage::Input { n, c, h, w, .. } => n * c * h * w,
+            WinogradStage::Output { n, c, oh, ow, .. } => t * c * n * self.tiles(*oh, *ow),
+        }
+    }
+
+    /// Elements of `dst` written.
+    pub fn dst_len(&self) -> usize {
+        let t = (self.tile + 2) * (self.tile + 2);
+        match &self.stage {
+            WinogradStage::Input { n, c, h, w, pad } => {
+                let oh = h + pad[0] + pad[2] - 2;
+                let ow = w + pad[1] + pad[3] - 2;
+                t * c * n * self.tiles(oh, ow)
+            }
+            WinogradStage::Output { n, c, oh, ow, .. } => n * c * oh * ow,
+        }
+    }
 }
 
 /// A matrix operand inside a buffer: element `(i, j)` is `buf[offset + i*rs + j*cs]`.
@@ -606,6 +689,10 @@ impl fmt::Display for Show<'_> {
     }
 }
 
+fn pad_str(depth: usize) -> String {
+    "  ".repeat(depth)
+}
+
 fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let pad = "  ".repeat(depth);
     for s in body {
@@ -692,6 +779,53 @@ fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'
                     Some(Activation::Prelu(s)) => write!(f, " prelu({})", m(s))?,
                     Some(Activation::ReluMask(s)) => write!(f, " relu_mask({})", m(s))?,
                     Some(a) => write!(f, " {}", a.name())?,
+                }
+                writeln!(f)?
+            }
+            Stmt::Winograd(w) => {
+                let name = |b: Buf| &k.bufs[b.0 as usize].name;
+                match &w.stage {
+                    WinogradStage::Input {
+                        n,
+                        c,
+                        h,
+                        w: wd,
+                        pad,
+                    } => write!(
+                        f,
+                        "{pad_s}winograd_input tile={} {}[{n}, {c}, {h}, {wd}] pad={pad:?} -> {} threads={}",
+                        w.tile,
+                        name(w.src),
+                        name(w.dst),
+                        w.threads,
+                        pad_s = pad_str(depth),
+                    )?,
+                    WinogradStage::Output {
+                        n,
+                        c,
+                        oh,
+                        ow,
+                        bias,
+                        act,
+                    } => {
+                        write!(
+                            f,
+                            "{}winograd_output tile={} {} -> {}[{n}, {c}, {oh}, {ow}] threads={}",
+                            pad_str(depth),
+                            w.tile,
+                            name(w.src),
+                            name(w.dst),
+                            w.threads
+                        )?;
+                        if let Some(b) = bias {
+                            write!(f, " bias={}", name(*b))?;
+                        }
+                        match act {
+                            None => {}
+                            Some(Activation::LeakyRelu(a)) => write!(f, " leaky_relu({a:?})")?,
+                            Some(a) => write!(f, " {}", a.name())?,
+                        }
+                    }
                 }
                 writeln!(f)?
             }

@@ -194,14 +194,14 @@ fn imax(a: Expr, b: Expr) -> Expr {
     bin(BinOp::Max, a, b)
 }
 
-fn dims4(t: &TensorType) -> R<[usize; 4]> {
+pub(crate) fn dims4(t: &TensorType) -> R<[usize; 4]> {
     match t.shape.as_slice() {
         &[a, b, c, d] => Ok([a, b, c, d]),
         _ => Err(format!("expected a rank-4 tensor, got {t}")),
     }
 }
 
-fn idx4(d: [usize; 4], [a, b, cc, e]: [Expr; 4]) -> Expr {
+pub(crate) fn idx4(d: [usize; 4], [a, b, cc, e]: [Expr; 4]) -> Expr {
     ((a * c(d[1]) + b) * c(d[2]) + cc) * c(d[3]) + e
 }
 
@@ -450,6 +450,15 @@ pub fn lower_op(
             axes_of(*stride, *pad, *dilation),
             *groups as usize,
         )?,
+        Op::WinogradFilter { tile, transposed } => {
+            crate::winograd::filter(&mut k, ins, out, &ib, o, *tile, *transposed)?
+        }
+        Op::WinogradInput { tile, pad } => {
+            crate::winograd::input(&mut k, ins, out, &ib, o, *tile, *pad, opt)?
+        }
+        Op::WinogradOutput { tile, out: _ } => {
+            crate::winograd::output(&mut k, ins, out, &ib, o, *tile, opt)?
+        }
         Op::ConvTranspose2d {
             stride,
             pad,
@@ -1023,6 +1032,9 @@ pub fn elementwise(op: &Op, dtypes: &[DType], args: Vec<Expr>, opt: LowerOptions
         | Op::Conv2d { .. }
         | Op::ConvTranspose2d { .. }
         | Op::Conv2dWeightGrad { .. }
+        | Op::WinogradFilter { .. }
+        | Op::WinogradInput { .. }
+        | Op::WinogradOutput { .. }
         | Op::MaxPool2d { .. }
         | Op::AvgPool2d { .. }
         | Op::GlobalAvgPool {}

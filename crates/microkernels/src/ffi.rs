@@ -9,7 +9,9 @@
 //!   a bias and applies ReLU per tile (a layer's bias and activation without a pass over C);
 //! - the building blocks ([`sinter_pack_a`], [`sinter_pack_b`], [`sinter_ukernel`]), so a later
 //!   JIT can generate its own loop nests (fused im2col packing, epilogues) around the kernel.
-//!   Their layouts are the constants of [`crate::layout`] ([`MR`] x [`NR`] tiles).
+//!   Their layouts are the constants of [`crate::layout`] ([`MR`] x [`NR`] tiles);
+//! - the Winograd convolution transforms ([`sinter_winograd_filter`],
+//!   [`sinter_winograd_input`], [`sinter_winograd_output`]; see [`crate::winograd`]).
 //!
 //! All entries use the instruction set detected once by [`crate::Isa::detect`].
 //!
@@ -22,6 +24,7 @@ use crate::isa::Isa;
 use crate::kernels::{tile_fn, tile_partial};
 use crate::layout::{MR, NR};
 use crate::pack::{pack_a, pack_b};
+use crate::winograd;
 
 /// `C = alpha * A * B + beta * C` on the calling thread (see [`crate::sgemm`] for the
 /// semantics: `beta == 0` does not read C; `alpha == 0` or `k == 0` does not read A or B).
@@ -398,11 +401,124 @@ pub unsafe extern "C" fn sinter_pack_b(
     unsafe { pack_b(Isa::detect(), kc, nc, b, rsb, csb, dst) }
 }
 
+/// The Winograd filter transform ([`crate::winograd::filter_transform`]): `w` of shape
+/// `[co, ci, 3, 3]` to `u` of shape `[T, co, ci]`, `T = (m + 2)^2`, on up to `threads`
+/// threads. An `m` other than 2 or 4 is a caller bug: the call then does nothing.
+///
+/// # Safety
+/// `w` readable for `co * ci * 9` floats; `u` writable for `T * co * ci` floats, not
+/// overlapping `w`; nothing else may access `u` during the call.
+pub unsafe extern "C" fn sinter_winograd_filter(
+    m: usize,
+    w: *const f32,
+    co: usize,
+    ci: usize,
+    u: *mut f32,
+    threads: usize,
+) {
+    if m != 2 && m != 4 {
+        return;
+    }
+    // SAFETY: the caller's contract; `m` is 2 or 4; the detected path is available.
+    unsafe { winograd::filter_raw(winograd::Path::detect(), m, w, co, ci, u, threads) }
+}
+
+/// The Winograd input transform ([`crate::winograd::input_transform`]): `x` of shape
+/// `[n, c, h, w]` with zero padding `pad_top`, `pad_left`, `pad_bottom`, `pad_right` to `v`
+/// of shape `[T, c, P]`, `T = (m + 2)^2`, `P = n * ceil(OH / m) * ceil(OW / m)`,
+/// `OH = h + pad_top + pad_bottom - 2`, `OW = w + pad_left + pad_right - 2`, on up to
+/// `threads` threads. An `m` other than 2 or 4, or an empty output (`OH` or `OW` < 1), is a
+/// caller bug: the call then does nothing.
+///
+/// # Safety
+/// `x` readable for `n * c * h * w` floats; `v` writable for `T * c * P` floats, not
+/// overlapping `x`; nothing else may access `v` during the call.
+#[allow(clippy::too_many_arguments)] // the shape, written out
+pub unsafe extern "C" fn sinter_winograd_input(
+    m: usize,
+    x: *const f32,
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    pad_top: usize,
+    pad_left: usize,
+    pad_bottom: usize,
+    pad_right: usize,
+    v: *mut f32,
+    threads: usize,
+) {
+    if m != 2 && m != 4 {
+        return;
+    }
+    let Some((oh, ow)) = winograd::output_extent(h, w, [pad_top, pad_left, pad_bottom, pad_right])
+    else {
+        return;
+    };
+    let Some(g) = winograd::Geom::new(m, n, c, oh, ow) else {
+        return;
+    };
+    let img = winograd::Image {
+        h,
+        w,
+        top: pad_top,
+        left: pad_left,
+    };
+    // SAFETY: the caller's contract; `m` is 2 or 4 and `g` the tiling of that image; the
+    // detected path is available.
+    unsafe { winograd::input_raw(winograd::Path::detect(), &g, &img, x, v, threads) }
+}
+
+/// The Winograd output transform ([`crate::winograd::output_transform`]): `mm` of shape
+/// `[T, co, P]` (`P = n * ceil(oh / m) * ceil(ow / m)`) to `y` of shape `[n, co, oh, ow]`,
+/// then `y += bias[co]` if `bias` is not null, then the activation `act` with the codes of
+/// [`sinter_sgemm_epilogue`] (0 none, 1 relu, 2 leaky relu with slope `act_alpha`,
+/// 3 sigmoid, 4 tanh), on up to `threads` threads. Codes 5 (prelu), 6 (relu backward) and
+/// unknown codes are caller bugs: they apply no activation (the bias is still added). An `m`
+/// other than 2 or 4, or `oh` or `ow` of 0, is a caller bug: the call then does nothing.
+///
+/// # Safety
+/// `mm` readable for `T * co * P` floats; `bias` null or readable for `co` floats; `y`
+/// writable for `n * co * oh * ow` floats, not overlapping `mm` or `bias`; nothing else may
+/// access `y` during the call.
+#[allow(clippy::too_many_arguments)] // the shape and epilogue, written out
+pub unsafe extern "C" fn sinter_winograd_output(
+    m: usize,
+    mm: *const f32,
+    n: usize,
+    co: usize,
+    oh: usize,
+    ow: usize,
+    bias: *const f32,
+    act: u8,
+    act_alpha: f32,
+    y: *mut f32,
+    threads: usize,
+) {
+    if (m != 2 && m != 4) || oh == 0 || ow == 0 {
+        return;
+    }
+    let Some(g) = winograd::Geom::new(m, n, co, oh, ow) else {
+        return;
+    };
+    let act = match act {
+        1 => Act::Relu,
+        2 => Act::LeakyRelu(act_alpha),
+        3 => Act::Sigmoid,
+        4 => Act::Tanh,
+        _ => Act::None,
+    };
+    // SAFETY: the caller's contract; `m` is 2 or 4, `g` the tiling of that output, `act`
+    // reads no data; the detected path is available.
+    unsafe { winograd::output_raw(winograd::Path::detect(), &g, mm, bias, act, y, threads) }
+}
+
 /// The C-ABI entries by name, for `cranelift_jit::JITBuilder::symbol(name, ptr)`.
 ///
 /// Names and signatures (`usize`/`isize` are pointer-sized integers, `f32` is `F32`):
 /// `sinter_sgemm`, `sinter_sgemm_threaded`, `sinter_sgemm_packed_b`, `sinter_ukernel`,
-/// `sinter_pack_a`, `sinter_pack_b`, as declared in this module.
+/// `sinter_pack_a`, `sinter_pack_b`, `sinter_winograd_filter`, `sinter_winograd_input`,
+/// `sinter_winograd_output`, as declared in this module.
 pub fn symbols() -> Vec<(&'static str, *const u8)> {
     vec![
         ("sinter_sgemm", sinter_sgemm as *const u8),
@@ -413,5 +529,14 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("sinter_ukernel", sinter_ukernel as *const u8),
         ("sinter_pack_a", sinter_pack_a as *const u8),
         ("sinter_pack_b", sinter_pack_b as *const u8),
+        (
+            "sinter_winograd_filter",
+            sinter_winograd_filter as *const u8,
+        ),
+        ("sinter_winograd_input", sinter_winograd_input as *const u8),
+        (
+            "sinter_winograd_output",
+            sinter_winograd_output as *const u8,
+        ),
     ]
 }

@@ -64,6 +64,7 @@ mod pack;
 mod packed_b;
 mod pool;
 mod skinny;
+pub mod winograd;
 
 pub use driver::{
     Activation, Bias, Epilogue, sgemm, sgemm_conv_with_isa, sgemm_epilogue_with_isa,
@@ -75,6 +76,10 @@ pub use im2col::ConvGeom;
 pub use isa::Isa;
 pub use layout::{KC, MC, MR, NC, NR};
 pub use packed_b::PackedB;
+pub use winograd::{
+    WinogradError, filter_transform, filter_transform_with_isa, input_transform,
+    input_transform_with_isa, output_transform, output_transform_with_isa,
+};
 
 /// Packs a whole row-major-or-strided `m x k` A once (constant weights), in the layout of
 /// [`layout::packed_a_whole_len`], for [`ffi::sinter_sgemm_conv`] with `a_packed`.

@@ -83,7 +83,7 @@ impl Default for Analysis {
             consts: Vec::new(),
             const_index: HashMap::new(),
             inputs: HashMap::new(),
-            fold_limit: 1 << 22,
+            fold_limit: 1 << 24,
             current_rule: None,
             provenance: HashMap::new(),
             unions: Vec::new(),

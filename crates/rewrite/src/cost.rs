@@ -42,6 +42,8 @@ pub enum Class {
     Copy,
     /// Data movement that is a view (reshape, flatten, contiguous split): free.
     View,
+    /// Winograd transforms (vectorised short sums, streaming their input and output).
+    Transform,
 }
 
 /// Throughput figures of one [`Class`].
@@ -56,7 +58,7 @@ pub struct Rate {
 }
 
 /// The calibration table: one row per class.
-pub const RATES: [(Class, Rate); 7] = [
+pub const RATES: [(Class, Rate); 8] = [
     (Class::Elementwise, rate(200.0, 8.0, 10.0)),
     (Class::Linear, rate(400.0, 40.0, 10.0)),
     (Class::Conv, rate(400.0, 30.0, 10.0)),
@@ -64,6 +66,7 @@ pub const RATES: [(Class, Rate); 7] = [
     (Class::Reduce, rate(300.0, 4.0, 10.0)),
     (Class::Copy, rate(200.0, 1.0, 8.0)),
     (Class::View, rate(0.0, 1.0, 1.0)),
+    (Class::Transform, rate(200.0, 16.0, 10.0)),
 ];
 
 const fn rate(launch_ns: f64, flops_per_ns: f64, bytes_per_ns: f64) -> Rate {
@@ -144,6 +147,13 @@ pub fn op_work(op: &Op, ins: &[&TensorType], outs: &[TensorType]) -> (Class, f64
             let per_dy = (outs[0].numel() / outs[0].shape[0].max(1)) as f64;
             (Class::Conv, 2.0 * ins[1].numel() as f64 * per_dy)
         }
+        // The transforms: per transform point, about 2(m + 2) additions or multiplications
+        // (one pass along rows, one along columns) for the input and output; the filter's are
+        // folded away for constant weights.
+        Op::WinogradFilter { tile, .. } | Op::WinogradInput { tile, .. } => {
+            (Class::Transform, 2.0 * (*tile as f64 + 2.0) * out)
+        }
+        Op::WinogradOutput { tile, .. } => (Class::Transform, 2.0 * (*tile as f64 + 2.0) * inp),
         Op::MaxPool2dGrad { kernel, .. } | Op::AvgPool2dGrad { kernel, .. } => (
             Class::Pool,
             ins[1].numel() as f64 * (kernel[0] * kernel[1]) as f64,
@@ -237,6 +247,7 @@ mod tests {
             Class::Reduce,
             Class::Copy,
             Class::View,
+            Class::Transform,
         ] {
             assert!(RATES.iter().any(|(k, _)| *k == c), "{c:?}");
         }

@@ -1,6 +1,7 @@
 //! Epilogue fusion: a linear op (with its bias) followed by an activation is one kernel.
 //!
-//! `act(conv2d(x, w, b))`, and the same over `conv_transpose2d`, `gemm` and `matmul`, for
+//! `act(conv2d(x, w, b))`, and the same over `conv_transpose2d`, `gemm`, `matmul` and
+//! `winograd_output` (the activation then runs in the output transform), for
 //! `act` in relu, sigmoid, tanh, leaky_relu and prelu, gains a [`Node::Fused`] e-node. The
 //! IR's op table has no fused op (it is owned elsewhere; the request is in the crate docs), so
 //! the fused node lives only in the e-graph: the cost model prices it as one kernel without
@@ -40,7 +41,11 @@ pub static RULES: [Rule; 2] = [
 fn fusable(op: &Op) -> bool {
     matches!(
         op,
-        Op::Conv2d { .. } | Op::ConvTranspose2d { .. } | Op::Gemm { .. } | Op::Matmul {}
+        Op::Conv2d { .. }
+            | Op::ConvTranspose2d { .. }
+            | Op::Gemm { .. }
+            | Op::Matmul {}
+            | Op::WinogradOutput { .. }
     )
 }
 

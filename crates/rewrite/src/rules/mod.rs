@@ -21,6 +21,7 @@ pub mod backward;
 pub mod bn_fold;
 pub mod bottleneck;
 pub mod fusion;
+pub mod winograd;
 
 use crate::analysis::EG;
 use crate::lang::Node;
@@ -90,6 +91,7 @@ pub fn all() -> Vec<&'static Rule> {
     v.extend(bn_fold::RULES.iter());
     v.extend(bottleneck::RULES.iter());
     v.extend(fusion::RULES.iter());
+    v.extend(winograd::RULES.iter());
     v
 }
 

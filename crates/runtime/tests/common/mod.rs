@@ -44,16 +44,36 @@ fn close(a: f32, b: f32, tol: f32) -> bool {
     (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
 }
 
-/// Compares two tensors; `tol` is relative for f32.
-pub fn assert_same(what: &str, want: &Tensor, got: &Tensor, tol: f32) {
+/// How close two f32 tensors must be.
+#[derive(Clone, Copy, Debug)]
+pub enum Tol {
+    /// Each element within this much of itself: `|a - b| <= tol * (1 + max(|a|, |b|))`.
+    Elem(f32),
+    /// Each element within this much of the tensor's magnitude:
+    /// `|a - b| <= tol * max(1, max |want|)`. For algorithms whose rounding error scales
+    /// with the whole output rather than each element (Winograd convolution).
+    Scaled(f32),
+}
+
+impl From<f32> for Tol {
+    fn from(t: f32) -> Tol {
+        Tol::Elem(t)
+    }
+}
+
+/// Compares two tensors; `tol` is relative for f32 (see [`Tol`]).
+pub fn assert_same(what: &str, want: &Tensor, got: &Tensor, tol: impl Into<Tol>) {
     assert_eq!(want.ty(), got.ty(), "{what}: types differ");
+    let tol = tol.into();
     match (want.data(), got.data()) {
         (TensorData::F32(a), TensorData::F32(b)) => {
+            let scale = a.iter().fold(1.0f32, |m, v| m.max(v.abs()));
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                assert!(
-                    close(*x, *y, tol),
-                    "{what}: element {i}: interpreter {x}, JIT {y}"
-                );
+                let ok = match tol {
+                    Tol::Elem(t) => close(*x, *y, t),
+                    Tol::Scaled(t) => (x.is_nan() && y.is_nan()) || (x - y).abs() <= t * scale,
+                };
+                assert!(ok, "{what}: element {i}: interpreter {x}, JIT {y}");
             }
         }
         (a, b) => assert_eq!(a, b, "{what}"),
@@ -61,7 +81,13 @@ pub fn assert_same(what: &str, want: &Tensor, got: &Tensor, tol: f32) {
 }
 
 /// Runs `g` on the interpreter and through the JIT with `opts` and compares every output.
-pub fn check(g: &Graph, inputs: &HashMap<String, Tensor>, opts: CompileOptions, tol: f32) {
+pub fn check(
+    g: &Graph,
+    inputs: &HashMap<String, Tensor>,
+    opts: CompileOptions,
+    tol: impl Into<Tol>,
+) {
+    let tol = tol.into();
     let want = sinter_interp::run(g, inputs);
     let compiled = Compiled::new(g, opts).unwrap_or_else(|e| panic!("{}: compile: {e}", g.name()));
     let got = compiled.run(inputs);
