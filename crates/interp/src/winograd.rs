@@ -11,26 +11,29 @@ fn table(tile: i64) -> Result<Matrices, String> {
     matrices(tile).ok_or_else(|| format!("no Winograd tables for tile={tile}"))
 }
 
-/// `L X R` for row-major `L: p x q`, `X: q x q`, `R: q x s` given as `R^T` (`s x q`).
-fn sandwich(l: &[f32], p: usize, x: &[f32], q: usize, rt: &[f32], s: usize) -> Vec<f32> {
-    let mut lx = vec![0.0f32; p * q];
-    for i in 0..p {
-        for j in 0..q {
-            let mut acc = 0.0f32;
-            for k in 0..q {
-                acc += l[i * q + k] * x[k * q + j];
-            }
-            lx[i * q + j] = acc;
-        }
-    }
-    let mut out = vec![0.0f32; p * s];
+/// `L X R` for row-major `L: p x q`, `X: q x s`, and `R: s x p2` given as `R^T` (`p2 x s`),
+/// summing in natural order: `(L X)[i, j] = sum_k L[i, k] X[k, j]`, then
+/// `out[i, j] = sum_k (L X)[i, k] R^T[j, k]`.
+fn sandwich(l: &[f32], p: usize, x: &[f32], s: usize, rt: &[f32], p2: usize) -> Vec<f32> {
+    let q = x.len() / s;
+    let mut lx = vec![0.0f32; p * s];
     for i in 0..p {
         for j in 0..s {
             let mut acc = 0.0f32;
             for k in 0..q {
-                acc += lx[i * q + k] * rt[j * q + k];
+                acc += l[i * q + k] * x[k * s + j];
             }
-            out[i * s + j] = acc;
+            lx[i * s + j] = acc;
+        }
+    }
+    let mut out = vec![0.0f32; p * p2];
+    for i in 0..p {
+        for j in 0..p2 {
+            let mut acc = 0.0f32;
+            for k in 0..s {
+                acc += lx[i * s + k] * rt[j * s + k];
+            }
+            out[i * p2 + j] = acc;
         }
     }
     out
@@ -49,36 +52,20 @@ pub(crate) fn filter(
     let (co_n, ci_n) = (out.shape[1], out.shape[2]);
     let a = f.a();
     let mut u = vec![0.0f32; out.numel()];
+    let mut g = [0.0f32; 9];
     for co in 0..co_n {
         for ci in 0..ci_n {
-            let g: Vec<f32> = (0..9)
-                .map(|k| {
-                    if transposed {
-                        wv[(ci * d1 + co) * 9 + 8 - k]
-                    } else {
-                        wv[(co * d1 + ci) * 9 + k]
-                    }
-                })
-                .collect();
-            // G (a x 3) g (3 x 3), then times G^T.
-            let mut gg = vec![0.0f32; a * 3];
-            for i in 0..a {
-                for j in 0..3 {
-                    let mut acc = 0.0f32;
-                    for k in 0..3 {
-                        acc += f.g[i * 3 + k] * g[k * 3 + j];
-                    }
-                    gg[i * 3 + j] = acc;
-                }
+            for (k, v) in g.iter_mut().enumerate() {
+                *v = if transposed {
+                    wv[(ci * d1 + co) * 9 + 8 - k]
+                } else {
+                    wv[(co * d1 + ci) * 9 + k]
+                };
             }
-            for i in 0..a {
-                for j in 0..a {
-                    let mut acc = 0.0f32;
-                    for k in 0..3 {
-                        acc += gg[i * 3 + k] * f.g[j * 3 + k];
-                    }
-                    u[((i * a + j) * co_n + co) * ci_n + ci] = acc;
-                }
+            // G (a x 3) g (3 x 3) G^T (3 x a).
+            let t = sandwich(f.g, a, &g, 3, f.g, a);
+            for (k, &val) in t.iter().enumerate() {
+                u[(k * co_n + co) * ci_n + ci] = val;
             }
         }
     }

@@ -196,7 +196,7 @@ fn rules(op: &Op, ins: &[&TensorType]) -> R<Vec<TensorType>> {
             want_rank("products", mm, 3)?;
             let [oh, ow] = positive2("out", *out)?;
             let per_image = crate::winograd::tiles(oh, f.m) * crate::winograd::tiles(ow, f.m);
-            if mm.shape[0] != f.points() || mm.shape[2] % per_image != 0 {
+            if mm.shape[0] != f.points() || !mm.shape[2].is_multiple_of(per_image) {
                 return Err(format!(
                     "products {mm} must be [{}, C, N*{per_image}] for {}x{} tiles of a {oh}x{ow} output",
                     f.points(),

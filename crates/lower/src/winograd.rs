@@ -45,18 +45,11 @@ fn dot(l: &[f32], x: &[Expr]) -> Expr {
 }
 
 /// Statements setting fresh variables to `L X R^T` for `L: p x q`, `X: q x s` (the
-/// expressions `x`, row-major), `R: p2 x s`; returns them with the `p x p2` result
-/// variables, row-major.
-fn sandwich(
-    k: &mut Kernel,
-    l: &[f32],
-    p: usize,
-    x: &[Expr],
-    q: usize,
-    s: usize,
-    r: &[f32],
-    p2: usize,
-) -> (Vec<Stmt>, Vec<Var>) {
+/// expressions `x`, row-major) and `R: p2 x s` (`p`, `p2` from the lengths); returns them with
+/// the `p x p2` result variables, row-major.
+fn sandwich(k: &mut Kernel, l: &[f32], x: &[Expr], s: usize, r: &[f32]) -> (Vec<Stmt>, Vec<Var>) {
+    let q = x.len() / s;
+    let (p, p2) = (l.len() / q, r.len() / s);
     let mut st = Vec::new();
     let mut lx = Vec::with_capacity(p * s);
     for i in 0..p {
@@ -95,7 +88,7 @@ pub(crate) fn filter(
     let f = table(tile)?;
     let wd = dims4(ins[0])?;
     let (co_n, ci_n) = (out.shape[1], out.shape[2]);
-    let (a, w) = (f.a(), ib[0]);
+    let w = ib[0];
     let body = nest(k, &[co_n, ci_n], "f", |k, idx| {
         let (co, ci) = (idx[0].clone(), idx[1].clone());
         let g: Vec<Expr> = (0..9)
@@ -108,7 +101,7 @@ pub(crate) fn filter(
                 load(w, index)
             })
             .collect();
-        let (mut st, u) = sandwich(k, f.g, a, &g, 3, 3, f.g, a);
+        let (mut st, u) = sandwich(k, f.g, &g, 3, f.g);
         for (t, v) in u.into_iter().enumerate() {
             let at = (c(t * co_n) + co.clone()) * c(ci_n) + ci.clone();
             st.push(Stmt::Store(o, at, Expr::v(v)));
@@ -181,7 +174,7 @@ pub(crate) fn input(
                 d.push(Expr::v(v));
             }
         }
-        let (s2, t) = sandwich(k, f.bt, a, &d, a, a, f.bt, a);
+        let (s2, t) = sandwich(k, f.bt, &d, a, f.bt);
         st.extend(s2);
         let p = (img * c(th) + ti) * c(tw) + tj;
         for (q, v) in t.into_iter().enumerate() {
@@ -243,7 +236,7 @@ pub(crate) fn output(
             st.push(Stmt::Set(v, load(src, at)));
             x.push(Expr::v(v));
         }
-        let (s2, y) = sandwich(k, f.at, m, &x, a, a, f.at, m);
+        let (s2, y) = sandwich(k, f.at, &x, a, f.at);
         st.extend(s2);
         for r in 0..m {
             for s in 0..m {

@@ -963,7 +963,10 @@ unsafe impl<F> Sync for SyncFn<F> {}
 unsafe impl<F> Sync for SyncJobs<F> {}
 
 /// The strided GEMM with every optimisation that needs no checking: a column-major C is
-/// computed as `C^T = B^T A^T` so the kernel's contiguous-row store applies.
+/// computed as `C^T = B^T A^T` so the kernel's contiguous-row store applies, and so is a C
+/// of at most [`skinny::SKINNY_M`] columns whose A is contiguous along `k` (the per-point
+/// products of a Winograd convolution on a 7x7 image: `[512 x 512] x [512 x 4]`), which then
+/// runs as skinny dot products that stream A once instead of packing it.
 ///
 /// # Safety
 /// As for [`gemm_serial`] with a strided B.
@@ -982,7 +985,8 @@ pub(crate) unsafe fn gemm_strided(
     threads: usize,
 ) {
     // SAFETY (both arms): forwarded; transposing all three operands names the same elements.
-    if c.cs != 1 && c.rs == 1 {
+    let skinny_t = n <= skinny::SKINNY_M && m > skinny::SKINNY_M && a.cs == 1;
+    if (c.cs != 1 && c.rs == 1) || skinny_t {
         let ct = MatMut {
             ptr: c.ptr,
             rs: c.cs,

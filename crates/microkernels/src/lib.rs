@@ -35,6 +35,10 @@
 //! - C with at most four rows against a B contiguous along k (a batch-1 linear layer's
 //!   transposed weight) is computed as dot products, the weight streamed once (`skinny`).
 //!
+//! A 3x3 stride-1 convolution may instead run as a Winograd convolution: the filter, input
+//! and output transforms of F(2x2, 3x3) and F(4x4, 3x3) are in [`winograd`], with the
+//! per-point products left to the GEMM driver.
+//!
 //! # Addressing convention
 //! Strides are in elements and may be any value, negative included. In the safe API, element
 //! `(i, j)` of a `rows x cols` operand is at index `base + i*rs + j*cs` of its slice, where

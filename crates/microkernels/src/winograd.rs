@@ -23,24 +23,49 @@
 //! matrix's product written out.
 //!
 //! # Vectorisation
-//! The input and output transforms work on one image plane at a time, eight consecutive tiles
-//! of a tile row per vector (so their `V` or `M` lanes are contiguous in `p`). For the input:
-//! each needed image row is copied into a zero-padded row buffer (padding then costs nothing),
+//! The input and output transforms work on image planes in channel-major order
+//! (`channel * N + image`, the order of `V`'s and `M`'s columns), eight consecutive tiles of
+//! a tile row per vector (so their lanes are contiguous in `p`).
+//!
+//! Input: each image row is copied into a zero-padded row buffer (padding then costs nothing;
+//! the copy runs two rows ahead of its use, or the loads would stall on store forwarding),
 //! deinterleaved by phase (`row[tj * m + j]` for eight `tj`: register shuffles on AVX2),
-//! transformed horizontally into a ring of the last `a` rows, and each tile row's `a` rows are
-//! transformed vertically straight into `V`. The output transform does the reverse: eight
-//! tiles' `T` values from `M`, both passes in registers, the phases interleaved back into
-//! contiguous output rows, then the epilogue (bias and activation, the GEMM driver's own code)
-//! on the tile row while it is in L1. Only a tile row's last vector (when `tw` is not a
-//! multiple of 8) goes through a scratch copy; there are no per-element bounds checks.
-//! The filter transform vectorises over eight consecutive input channels.
+//! transformed horizontally into a ring of the last `a` rows (each row once, though tile rows
+//! overlap), and each tile row's `a` rows are transformed vertically into a staging buffer
+//! (`Stage`), which is copied to `V` in long contiguous runs.
+//!
+//! Output: the reverse. Runs of `M` are copied into a stage (the next runs prefetched), both
+//! passes run in registers, the bias and a relu or leaky relu are applied there with the GEMM
+//! driver's formulas, and the phases are interleaved back into contiguous output rows;
+//! sigmoid and tanh go through the driver's own epilogue code on each finished tile row
+//! while it is in L1. Only a tile row's last vector (when `ow` is not a multiple of `8 * m`)
+//! is stored through a scratch copy; there are no per-element bounds checks.
+//!
+//! The filter transform vectorises over eight consecutive input channels, also through a
+//! stage.
 //!
 //! Every instruction-set path runs the same sequence of `f32` additions, subtractions and
 //! multiplications in each lane (no fused multiply-add, which would round differently), so
 //! the AVX2 and portable paths give bit-identical results, and so do any thread counts (a
-//! plane is always computed by one thread, in one order). There is no AVX-512 variant: the
-//! transforms are bound by loads, stores and shuffles more than by arithmetic, and an
-//! AVX-512 CPU runs the AVX2 code.
+//! plane is always computed by one thread, in one order). There is no AVX-512 variant (the
+//! project VM has none); an AVX-512 CPU runs the AVX2 code.
+//!
+//! # Performance
+//! Measured on the project VM (one thread, best of many runs on a shared machine; the test
+//! `timing` in `tests/winograd.rs`), with N = 1 and padding 1, next to the `T` GEMMs between
+//! the transforms (`sgemm_threaded`, which ran at 55-70 GFLOP/s there):
+//!
+//! | layer | m | filter | input | output | `T` GEMMs |
+//! |---|---|---|---|---|---|
+//! | 64 -> 64, 56x56 | 2 | 25 us | 210 us | 165 us | 1.5 ms |
+//! | 64 -> 64, 56x56 | 4 | 40 us | 170 us | 145 us | 0.92 ms |
+//! | 512 -> 512, 14x14 | 2 | 3.5 ms | 200 us | 120 us | 7.4 ms |
+//! | 512 -> 512, 14x14 | 4 | 9 ms | 210 us | 150 us | 9 ms |
+//!
+//! The input and output transforms are bound by memory traffic (V or M is 2.25x (m = 4) to
+//! 4x (m = 2) the image) and by the shuffles of the tile layout about equally; the filter
+//! transform of a 512 x 512 layer writes 16 MB (m = 2) or 38 MB (m = 4) of U, at memory
+//! speed, which is why constant weights are transformed once, when a graph is compiled.
 //!
 //! The safe functions check every length and return [`WinogradError`] instead of panicking;
 //! the C-ABI entries in [`crate::ffi`] (`sinter_winograd_*`) take raw pointers.
@@ -485,9 +510,61 @@ pub(crate) struct Image {
     pub(crate) left: usize,
 }
 
+impl Image {
+    /// The image row of padded row `y`, if it is inside the image.
+    fn row(&self, y: usize) -> Option<usize> {
+        y.checked_sub(self.top).filter(|&iy| iy < self.h)
+    }
+}
+
 /// Planes `share * planes / shares ..` of share `share`.
 fn share_range(share: usize, shares: usize, planes: usize) -> Range<usize> {
     share * planes / shares..(share + 1) * planes / shares
+}
+
+/// Floats of a [`Stage`] (16 KiB: it stays in L1 with the other scratch).
+const STAGE_FLOATS: usize = 4096;
+
+/// Row buffers of the input transform (see `input_planes`).
+const ROW_BUFS: usize = 3;
+
+/// Input channels per block of the filter transform's staging buffer.
+const FILTER_BLOCK: usize = 256;
+
+/// A staging buffer between the transforms and the `[T, C, P]` layout of V (or M).
+///
+/// The `T` values of a tile go to `T` places `C * P` floats apart (often a multiple of 4 KiB
+/// apart, so they all fall in one L1 set): written (or read) eight tiles at a time, each cache
+/// line would be evicted between its two halves. So the transforms work on a stage of `T`
+/// rows, one per point, holding `bands` consecutive tile rows, and copy whole contiguous runs
+/// of `bands * tw` floats between it and V (M).
+///
+/// Tile rows are consecutive in V (M) across planes too when the planes are taken
+/// channel-major (`q = channel * n + image`): tile row `ti` of plane `q` is *flat tile row*
+/// `r = q * th + ti`, its tiles at `t * C * P + r * tw` of point `t`. So a stage may span
+/// planes, and small images (a 14x14 plane has 4 tile rows of 4 tiles) still get long runs.
+/// The 8 floats of slack per row let every vector load and store be whole: a tile row's last
+/// vector spills into the next tile row's place (written later) or into the slack.
+struct Stage {
+    buf: Vec<f32>,
+    /// Floats per row: `bands * tw + 8`.
+    width: usize,
+    /// Tile rows staged at a time.
+    bands: usize,
+}
+
+impl Stage {
+    /// A stage for `rows` flat tile rows (at most).
+    fn new(g: &Geom, rows: usize) -> Stage {
+        let t = points(g.m);
+        let bands = (STAGE_FLOATS / (t * g.tw).max(1)).clamp(1, rows.max(1));
+        let width = bands * g.tw + LANES;
+        Stage {
+            buf: vec![0.0; t * width],
+            width,
+            bands,
+        }
+    }
 }
 
 /// A call's operands, shared by its pieces on the pool's threads.
@@ -620,7 +697,7 @@ impl Job {
         }
     }
 
-    /// Planes `planes` (index `n * c + channel`) of the input transform.
+    /// Planes `planes` (channel-major: index `channel * n + image`) of the input transform.
     ///
     /// # Safety
     /// As for [`input_raw`], with `planes` inside `0..n * c`.
@@ -639,7 +716,7 @@ impl Job {
         }
     }
 
-    /// Planes `planes` (index `n * co + channel`) of the output transform.
+    /// Planes `planes` (channel-major: index `channel * n + image`) of the output transform.
     ///
     /// # Safety
     /// As for [`output_raw`], with `planes` inside `0..n * co`.
@@ -670,6 +747,10 @@ trait Lanes: Copy {
     fn add(self, o: Self) -> Self;
     fn sub(self, o: Self) -> Self;
     fn mul(self, o: Self) -> Self;
+    /// The driver's relu per lane: `0` where `< 0`, else the lane (NaN and -0.0 pass).
+    fn relu(self) -> Self;
+    /// The driver's leaky relu per lane: the lane where `>= 0`, else `alpha * lane`.
+    fn leaky_relu(self, alpha: Self) -> Self;
     /// Lane `l` = `p[l]`.
     ///
     /// # Safety
@@ -690,41 +771,45 @@ trait Lanes: Copy {
     /// # Safety
     /// `p` writable for `8 * M` floats.
     unsafe fn interleave<const M: usize>(v: [Self; M], p: *mut f32);
+    /// Hints that the cache line at `p` will be read soon (any address: never faults).
+    fn prefetch(p: *const f32);
+}
 
-    /// The first `len` lanes of `p`, the rest 0.
-    ///
-    /// # Safety
-    /// `p` readable for `len <= 8` floats.
-    #[inline(always)]
-    unsafe fn load_n(p: *const f32, len: usize) -> Self {
-        if len == LANES {
-            // SAFETY: 8 floats readable.
-            return unsafe { Self::load(p) };
+/// Prefetches the `runs` runs of `len` floats at `base + r * stride`: the next tile rows of M,
+/// `T` short runs far apart, which the hardware prefetcher would not see coming.
+#[inline(always)]
+fn prefetch_runs<L: Lanes>(base: *const f32, stride: usize, runs: usize, len: usize) {
+    for r in 0..runs {
+        let run = base.wrapping_add(r * stride);
+        for off in (0..len).step_by(16) {
+            L::prefetch(run.wrapping_add(off));
         }
-        let mut t = [0.0f32; LANES];
-        // SAFETY: `len` floats readable, `t` holds 8 >= len.
-        unsafe {
-            std::ptr::copy_nonoverlapping(p, t.as_mut_ptr(), len);
-            Self::load(t.as_ptr())
-        }
+        L::prefetch(run.wrapping_add(len.saturating_sub(1)));
     }
+}
 
-    /// Stores the first `len` lanes at `p`.
-    ///
-    /// # Safety
-    /// `p` writable for `len <= 8` floats.
-    #[inline(always)]
-    unsafe fn store_n(self, p: *mut f32, len: usize) {
-        if len == LANES {
-            // SAFETY: 8 floats writable.
-            return unsafe { self.store(p) };
-        }
-        let mut t = [0.0f32; LANES];
-        // SAFETY: `t` holds 8 floats; `len` floats writable at `p`.
-        unsafe {
-            self.store(t.as_mut_ptr());
-            std::ptr::copy_nonoverlapping(t.as_ptr(), p, len);
-        }
+/// Runs shorter than this are copied by [`copy_run`], longer ones by `memcpy` (measured
+/// faster for the long runs into V, slower for short ones by its call).
+const SHORT_RUN: usize = 64;
+
+/// Copies `len` floats from `src` to `dst`, eight at a time (for short runs: a call of
+/// `memcpy` would cost as much as the copy).
+///
+/// # Safety
+/// `src` readable and `dst` writable for `len` floats; they do not overlap; `L`'s path is
+/// available.
+#[inline(always)]
+unsafe fn copy_run<L: Lanes>(src: *const f32, dst: *mut f32, len: usize) {
+    let mut i = 0;
+    while i + LANES <= len {
+        // SAFETY: i + 8 <= len.
+        unsafe { L::load(src.add(i)).store(dst.add(i)) };
+        i += LANES;
+    }
+    while i < len {
+        // SAFETY: i < len.
+        unsafe { *dst.add(i) = *src.add(i) };
+        i += 1;
     }
 }
 
@@ -745,7 +830,7 @@ impl Lanes for Portable8 {
     fn add(self, o: Self) -> Self {
         let mut r = self.0;
         for (x, y) in r.iter_mut().zip(o.0) {
-            *x = *x + y;
+            *x += y;
         }
         Portable8(r)
     }
@@ -753,7 +838,7 @@ impl Lanes for Portable8 {
     fn sub(self, o: Self) -> Self {
         let mut r = self.0;
         for (x, y) in r.iter_mut().zip(o.0) {
-            *x = *x - y;
+            *x -= y;
         }
         Portable8(r)
     }
@@ -761,7 +846,23 @@ impl Lanes for Portable8 {
     fn mul(self, o: Self) -> Self {
         let mut r = self.0;
         for (x, y) in r.iter_mut().zip(o.0) {
-            *x = *x * y;
+            *x *= y;
+        }
+        Portable8(r)
+    }
+    #[inline(always)]
+    fn relu(self) -> Self {
+        let mut r = self.0;
+        for x in &mut r {
+            *x = if *x < 0.0 { 0.0 } else { *x };
+        }
+        Portable8(r)
+    }
+    #[inline(always)]
+    fn leaky_relu(self, alpha: Self) -> Self {
+        let mut r = self.0;
+        for (x, a) in r.iter_mut().zip(alpha.0) {
+            *x = if *x >= 0.0 { *x } else { a * *x };
         }
         Portable8(r)
     }
@@ -786,6 +887,8 @@ impl Lanes for Portable8 {
         }
         out
     }
+    #[inline(always)]
+    fn prefetch(_: *const f32) {}
     #[inline(always)]
     unsafe fn interleave<const M: usize>(v: [Self; M], p: *mut f32) {
         for l in 0..LANES {
@@ -907,37 +1010,58 @@ unsafe fn filter_channels<L: Lanes, const M: usize>(
 ) {
     let a = M + 2;
     let ts = co * ci;
+    let block = ci.min(FILTER_BLOCK);
+    // As a `Stage`: U[t, o, ..] rows are `co * ci` floats apart; stage a block of input
+    // channels, then copy whole runs.
+    let sw = block.div_ceil(LANES) * LANES;
+    let mut stage = vec![0.0f32; a * a * sw];
     for o in cos {
-        for c0 in (0..ci).step_by(LANES) {
-            let len = LANES.min(ci - c0);
-            // The nine taps of `len` filters, transposed to one vector per tap.
-            let mut taps = [[0.0f32; LANES]; 9];
-            for l in 0..len {
-                // SAFETY: filter (o, c0 + l) is inside `w`: its 9 floats are readable.
-                let f = unsafe { std::slice::from_raw_parts(w.add(((o * ci) + c0 + l) * 9), 9) };
-                for (k, tap) in taps.iter_mut().enumerate() {
-                    tap[l] = f[k];
+        for cb in (0..ci).step_by(FILTER_BLOCK) {
+            let nc = FILTER_BLOCK.min(ci - cb);
+            for c0 in (0..nc).step_by(LANES) {
+                let len = LANES.min(nc - c0);
+                // The nine taps of `len` filters, transposed to one vector per tap.
+                let mut taps = [[0.0f32; LANES]; 9];
+                // SAFETY: filters (o, cb + c0 ..)[..len] are inside `w`: 9 floats each.
+                let f =
+                    unsafe { std::slice::from_raw_parts(w.add((o * ci + cb + c0) * 9), len * 9) };
+                for (l, fl) in f.chunks_exact(9).enumerate() {
+                    for (tap, &v) in taps.iter_mut().zip(fl) {
+                        tap[l] = v;
+                    }
+                }
+                let mut g = [L::zero(); 9];
+                for (gk, tap) in g.iter_mut().zip(&taps) {
+                    // SAFETY: each tap holds 8 floats.
+                    *gk = unsafe { L::load(tap.as_ptr()) };
+                }
+                // G g: column kx of the filter to column kx of the a x 3 product.
+                let mut cols = [[L::zero(); 6]; 3];
+                for (kx, col) in cols.iter_mut().enumerate() {
+                    *col = gt::<L, M>(g[kx], g[3 + kx], g[6 + kx]);
+                }
+                let [c0s, c1s, c2s] = cols;
+                for (i, ((&g0, &g1), &g2)) in c0s.iter().zip(&c1s).zip(&c2s).take(a).enumerate() {
+                    // Row i of (G g) G^T.
+                    let row = gt::<L, M>(g0, g1, g2);
+                    for (j, r) in row.iter().enumerate().take(a) {
+                        // SAFETY: c0 + 8 <= sw: inside stage row i*a + j.
+                        unsafe { r.store(stage.as_mut_ptr().add((i * a + j) * sw + c0)) };
+                    }
                 }
             }
-            // SAFETY: each `taps[k]` holds 8 floats.
-            let g: [L; 9] = std::array::from_fn(|k| unsafe { L::load(taps[k].as_ptr()) });
-            // G g: column kx of the filter to column kx of the a x 3 product.
-            let cols: [[L; 6]; 3] =
-                std::array::from_fn(|kx| gt::<L, M>(g[kx], g[3 + kx], g[6 + kx]));
-            for i in 0..a {
-                // Row i of (G g) G^T.
-                let row = gt::<L, M>(cols[0][i], cols[1][i], cols[2][i]);
-                for (j, r) in row.iter().enumerate().take(a) {
-                    // SAFETY: U[t, o, c0 .. c0 + len] is inside `u` (t < T, o < co,
-                    // c0 + len <= ci).
-                    unsafe { r.store_n(u.add((i * a + j) * ts + o * ci + c0), len) };
-                }
+            for t in 0..a * a {
+                // SAFETY: U[t, o, cb ..][..nc] is inside `u` (o < co, cb + nc <= ci); the
+                // stage row holds `sw >= nc` floats.
+                unsafe {
+                    copy_run::<L>(stage.as_ptr().add(t * sw), u.add(t * ts + o * ci + cb), nc)
+                };
             }
         }
     }
 }
 
-/// Input transform of planes `planes` (index `n * c + channel`).
+/// Input transform of planes `planes` (channel-major: index `channel * n + image`).
 ///
 /// # Safety
 /// As for [`input_raw`], with `planes` inside `0..n * c`.
@@ -950,84 +1074,145 @@ unsafe fn input_planes<L: Lanes, const M: usize>(
     planes: Range<usize>,
 ) {
     let a = M + 2;
+    let t_n = a * a;
     let chunks = g.chunks();
     let rw = chunks * LANES;
-    // A zero-padded image row: image column `x` at `left + x`; the last vector reads up to
+    // Zero-padded image rows: image column `x` at `left + x`; the last vector reads up to
     // `(rw - 8) * M + 9 * M`. Only `left .. left + w` is ever written, so the rest stays 0.
     // (`left + w <= tw * M + 2 <= rw * M + M`, as `OW = w + left + right - 2 <= tw * M`.)
-    let mut row = vec![0.0f32; rw * M + M];
+    // Padded row `y` goes to buffer `y % ROW_BUFS`, copied `ROW_BUFS - 1` rows before it is
+    // transformed: read at once, the vector loads (at other offsets than the copy's stores)
+    // would stall on store forwarding (measured: a third of the input transform's time).
+    let row_len = rw * M + M;
+    let mut rows = vec![0.0f32; ROW_BUFS * row_len];
+    // The padded rows that are transformed: those of the `th` tile rows.
+    let padded_rows = g.th * M + 2;
     // The horizontal transforms of the last `a` padded rows: padded row `y` in slot `y % a`,
     // slot `s`, output `l`, tile `tj` at `(s * a + l) * rw + tj`.
     let mut ring = vec![0.0f32; a * a * rw];
+    // The flat tile rows of these planes (see `Stage`).
+    let (first, last) = (planes.start * g.th, planes.end * g.th);
+    let mut stage = Stage::new(g, last - first);
+    let sw = stage.width;
     let plane_len = img.h * img.w;
     let ts = g.point_stride();
-    for q in planes {
-        let (n, c) = (q / g.c, q % g.c);
-        // SAFETY: plane q of x and its tiles' column of V are inside the operands.
-        let (xq, vq) = unsafe {
-            (
-                x.add(q * plane_len),
-                v.add(c * g.p + n * g.tiles_per_image()),
-            )
-        };
-        let mut next = 0; // the next padded row to transform horizontally
-        for ti in 0..g.th {
+    let mut xq = x; // the current plane
+    let mut next = 0; // its next padded row to transform horizontally
+    for r0 in (first..last).step_by(stage.bands) {
+        let nb = stage.bands.min(last - r0);
+        for r in r0..r0 + nb {
+            let ti = r % g.th;
+            if ti == 0 {
+                let q = r / g.th;
+                let (c, n) = (q / g.n, q % g.n);
+                // SAFETY: plane (n, c) is inside x.
+                xq = unsafe { x.add((n * g.c + c) * plane_len) };
+                next = 0;
+                for y in 0..(ROW_BUFS - 1).min(padded_rows) {
+                    let buf = &mut rows[y % ROW_BUFS * row_len..][..row_len];
+                    // SAFETY: `xq` is a plane of x; the buffer holds `row_len >= left + w`.
+                    unsafe { copy_row::<L>(img, xq, y, buf) };
+                }
+            }
             while next < ti * M + a {
-                // SAFETY: `xq` is plane q; `row` and `ring` are sized as above.
-                unsafe { input_row::<L, M>(g, img, xq, next, &mut row, &mut ring) };
+                let ahead = next + ROW_BUFS - 1;
+                if ahead < padded_rows {
+                    let buf = &mut rows[ahead % ROW_BUFS * row_len..][..row_len];
+                    // SAFETY: as above.
+                    unsafe { copy_row::<L>(img, xq, ahead, buf) };
+                }
+                let buf = &rows[next % ROW_BUFS * row_len..][..row_len];
+                // SAFETY: `buf` and `ring` are sized as above.
+                unsafe { input_row::<L, M>(g, img, next, buf, &mut ring) };
                 next += 1;
             }
-            let slots: [usize; 6] = std::array::from_fn(|i| (ti * M + i) % a);
+            let mut slots = [0usize; 6];
+            for (i, slot) in slots.iter_mut().enumerate() {
+                *slot = (ti * M + i) % a;
+            }
+            let at_row = (r - r0) * g.tw;
             for ch in 0..chunks {
-                let len = LANES.min(g.tw - ch * LANES);
                 for l in 0..a {
-                    // SAFETY: slot < a, l < a, ch * 8 + 8 <= rw: inside `ring`.
-                    let h: [L; 6] = std::array::from_fn(|i| unsafe {
-                        if i < a {
-                            L::load(ring.as_ptr().add((slots[i] * a + l) * rw + ch * LANES))
-                        } else {
-                            L::zero()
-                        }
-                    });
+                    let mut h = [L::zero(); 6];
+                    for (hi, slot) in h.iter_mut().zip(slots).take(a) {
+                        // SAFETY: slot < a, l < a, ch * 8 + 8 <= rw: inside `ring`.
+                        *hi =
+                            unsafe { L::load(ring.as_ptr().add((slot * a + l) * rw + ch * LANES)) };
+                    }
                     let out = bt::<L, M>(&h);
                     for (k, o) in out.iter().enumerate().take(a) {
-                        // SAFETY: V[k*a + l, c, n*th*tw + ti*tw + ch*8 ..][..len] is inside V
-                        // (ch * 8 + len <= tw).
+                        // SAFETY: at_row + ch * 8 + 8 <= (nb - 1) * tw + tw + 7 < sw: inside
+                        // row k*a + l of the stage.
                         unsafe {
-                            o.store_n(vq.add((k * a + l) * ts + ti * g.tw + ch * LANES), len)
+                            o.store(
+                                stage
+                                    .buf
+                                    .as_mut_ptr()
+                                    .add((k * a + l) * sw + at_row + ch * LANES),
+                            )
                         };
                     }
                 }
             }
         }
+        // Known cost: when V's point stride is a multiple of 4 KiB (64 channels of 56x56 at
+        // m = 2: 49 * 4 KiB), these `T` runs all fall in one window of page offsets, and loads
+        // soon after with an offset in that window (spilled locals, row buffers) are delayed
+        // as if they depended on the stores (4K aliasing): measured up to 1.5x on the whole
+        // transform, depending on where x, V and the thread's stack happen to lie. Neither a
+        // fence after the copy nor inline copies removed it reliably.
+        let run = nb * g.tw;
+        for t in 0..t_n {
+            // SAFETY: V[t] at flat tile rows r0 .. r0 + nb: `run` floats at
+            // `t * ts + r0 * tw`, inside V (r0 + nb <= n * c * th); the stage row holds
+            // `sw > run` floats; they do not overlap.
+            unsafe {
+                let (src, dst) = (stage.buf.as_ptr().add(t * sw), v.add(t * ts + r0 * g.tw));
+                if run < SHORT_RUN {
+                    copy_run::<L>(src, dst, run);
+                } else {
+                    std::ptr::copy_nonoverlapping(src, dst, run);
+                }
+            };
+        }
     }
 }
 
-/// The horizontal transform of padded row `y` of a plane into its ring slot.
+/// The image row of padded row `y` (if it is one) into the zero-padded row buffer `buf`.
 ///
 /// # Safety
-/// `xq` readable for the plane's `h * w` floats; `row` and `ring` sized as in
-/// [`input_planes`], `row` zero outside `left .. left + w`.
+/// `xq` readable for the plane's `h * w` floats; `buf` holds at least `left + w` floats; `L`'s
+/// path is available.
+#[inline(always)]
+unsafe fn copy_row<L: Lanes>(img: &Image, xq: *const f32, y: usize, buf: &mut [f32]) {
+    if let Some(iy) = img.row(y) {
+        let dst = &mut buf[img.left..img.left + img.w];
+        // SAFETY: row iy < h of the plane at `xq`; `dst` holds `w` floats.
+        unsafe { copy_run::<L>(xq.add(iy * img.w), dst.as_mut_ptr(), img.w) };
+    }
+}
+
+/// The horizontal transform of padded row `y` of a plane, from its row buffer `row` (filled
+/// by [`copy_row`]), into its ring slot.
+///
+/// # Safety
+/// `row` and `ring` sized as in [`input_planes`].
 #[inline(always)]
 unsafe fn input_row<L: Lanes, const M: usize>(
     g: &Geom,
     img: &Image,
-    xq: *const f32,
     y: usize,
-    row: &mut [f32],
+    row: &[f32],
     ring: &mut [f32],
 ) {
     let a = M + 2;
     let rw = g.chunks() * LANES;
     let slot = &mut ring[y % a * a * rw..][..a * rw];
-    let Some(iy) = y.checked_sub(img.top).filter(|&iy| iy < img.h) else {
+    if img.row(y).is_none() {
         // A padding row, or past the image: its transform is zero.
         slot.fill(0.0);
         return;
-    };
-    // SAFETY: row iy < h of the plane.
-    let src = unsafe { std::slice::from_raw_parts(xq.add(iy * img.w), img.w) };
-    row[img.left..img.left + img.w].copy_from_slice(src);
+    }
     for ch in 0..g.chunks() {
         let base = ch * LANES * M;
         // SAFETY: `row` holds `rw * M + M >= base + M + 8 * M` floats.
@@ -1037,15 +1222,9 @@ unsafe fn input_row<L: Lanes, const M: usize>(
         };
         // Tile tj reads columns tj*M .. tj*M + M + 2: phases 0..M of its own M columns, then
         // phases 0 and 1 of the next tile's.
-        let d: [L; 6] = std::array::from_fn(|j| {
-            if j < M {
-                lo[j]
-            } else if j < M + 2 {
-                hi[j - M]
-            } else {
-                L::zero()
-            }
-        });
+        let mut d = [L::zero(); 6];
+        d[..M].copy_from_slice(&lo);
+        d[M..M + 2].copy_from_slice(&hi[..2]);
         let out = bt::<L, M>(&d);
         for (l, o) in out.iter().enumerate().take(a) {
             // SAFETY: l * rw + ch * 8 + 8 <= a * rw: inside the slot.
@@ -1054,7 +1233,23 @@ unsafe fn input_row<L: Lanes, const M: usize>(
     }
 }
 
-/// Output transform of planes `planes` (index `n * co + channel`).
+/// The GEMM driver's epilogue (`Epi::apply`) for no activation, relu and leaky relu, in
+/// registers: no addition without a bias (it would turn -0.0 into 0.0), then the activation's
+/// formula. Other activations pass through (the caller applies them with `Epi::apply`).
+#[inline(always)]
+fn epilogue_in_regs<L: Lanes>(v: L, bias: Option<L>, act: Act) -> L {
+    let v = match bias {
+        Some(b) => v.add(b),
+        None => v,
+    };
+    match act {
+        Act::Relu => v.relu(),
+        Act::LeakyRelu(alpha) => v.leaky_relu(L::splat(alpha)),
+        _ => v,
+    }
+}
+
+/// Output transform of planes `planes` (channel-major: index `channel * n + image`).
 ///
 /// # Safety
 /// As for [`output_raw`], with `planes` inside `0..n * co`.
@@ -1068,79 +1263,115 @@ unsafe fn output_planes<L: Lanes, const M: usize>(
     planes: Range<usize>,
 ) {
     let a = M + 2;
+    let t_n = a * a;
     let ts = g.point_stride();
     let plane_len = g.oh * g.ow;
-    for q in planes {
-        let (n, co) = (q / g.c, q % g.c);
-        let p0 = n * g.tiles_per_image();
-        // SAFETY: M[0, co, p0] and plane q of y are inside the operands; `bias + co` is read
-        // only if `bias` is not null (then it holds `co` floats).
-        let (mq, yq) = unsafe { (mm.add(co * g.p + p0), y.add(q * plane_len)) };
-        let epi = Epi {
-            bias: if bias.is_null() {
-                bias
+    // The flat tile rows of these planes (see `Stage`).
+    let (first, last) = (planes.start * g.th, planes.end * g.th);
+    let mut stage = Stage::new(g, last - first);
+    let sw = stage.width;
+    // Bias, relu and leaky relu are applied in registers before the store; sigmoid and tanh
+    // (scalar `exp`, `tanh` per element anyway) by the GEMM driver's epilogue on each
+    // finished tile row.
+    let in_regs = matches!(act, Act::None | Act::Relu | Act::LeakyRelu(_));
+    for r0 in (first..last).step_by(stage.bands) {
+        let nb = stage.bands.min(last - r0);
+        for t in 0..t_n {
+            // SAFETY: M[t] at flat tile rows r0 .. r0 + nb: `nb * tw` floats at
+            // `t * ts + r0 * tw`, inside M; the stage row holds `sw > nb * tw` floats.
+            unsafe {
+                copy_run::<L>(
+                    mm.add(t * ts + r0 * g.tw),
+                    stage.buf.as_mut_ptr().add(t * sw),
+                    nb * g.tw,
+                )
+            };
+        }
+        // The next group's runs: `T` short runs far apart, which the hardware prefetcher
+        // would not see coming, fetched while this group is computed.
+        let ahead = stage.bands.min(last - r0 - nb);
+        prefetch_runs::<L>(mm.wrapping_add((r0 + nb) * g.tw), ts, t_n, ahead * g.tw);
+        for r in r0..r0 + nb {
+            let (q, ti) = (r / g.th, r % g.th);
+            let (co, n) = (q / g.n, q % g.n);
+            // SAFETY: plane (n, co) is inside y.
+            let yq = unsafe { y.add((n * g.c + co) * plane_len) };
+            let b = if bias.is_null() {
+                None
             } else {
-                bias.wrapping_add(co)
-            },
-            rs: 0,
-            cs: 0,
-            act,
-        };
-        for ti in 0..g.th {
+                // SAFETY: a non-null `bias` holds `co` floats.
+                Some(L::splat(unsafe { *bias.add(co) }))
+            };
+            let at_row = (r - r0) * g.tw;
             for ch in 0..g.chunks() {
-                let p = ti * g.tw + ch * LANES;
-                // Lanes past this tile row hold other tiles (discarded), if still inside
-                // this row of M; past it, zeros.
-                let len = LANES.min(g.p - p0 - p);
-                // SAFETY: M[t, co, p0 + p ..][..len] is inside M (p0 + p + len <= P).
-                let mt: [L; 36] = std::array::from_fn(|t| unsafe {
-                    if t < a * a {
-                        L::load_n(mq.add(t * ts + p), len)
-                    } else {
-                        L::zero()
+                // Vertical pass: column j of AT Mt, from the `a` values of column j. Lanes
+                // past this tile row hold other tiles or stale values: discarded.
+                let mut cols = [[L::zero(); 4]; 6];
+                for (j, col) in cols.iter_mut().enumerate().take(a) {
+                    let mut mt = [L::zero(); 6];
+                    for (i, v) in mt.iter_mut().enumerate().take(a) {
+                        // SAFETY: at_row + ch * 8 + 8 < sw: inside stage row i*a + j.
+                        *v = unsafe {
+                            L::load(
+                                stage
+                                    .buf
+                                    .as_ptr()
+                                    .add((i * a + j) * sw + at_row + ch * LANES),
+                            )
+                        };
                     }
-                });
-                // Vertical pass: column j of AT Mt.
-                let cols: [[L; 4]; 6] = std::array::from_fn(|j| {
-                    if j < a {
-                        let col: [L; 6] =
-                            std::array::from_fn(|i| if i < a { mt[i * a + j] } else { L::zero() });
-                        at::<L, M>(&col)
-                    } else {
-                        [L::zero(); 4]
-                    }
-                });
+                    *col = at::<L, M>(&mt);
+                }
                 let col0 = ch * LANES * M;
                 let cols_here = (LANES * M).min(g.ow - col0);
-                for r in 0..M.min(g.oh - ti * M) {
-                    // Horizontal pass: row r of (AT Mt) AT^T, phase s in vector s.
-                    let yr = at::<L, M>(&std::array::from_fn(|j| cols[j][r]));
-                    let yr: [L; M] = std::array::from_fn(|s| yr[s]);
-                    // SAFETY: row ti*M + r < oh, columns col0 .. col0 + cols_here <= ow of
-                    // plane q.
+                for rr in 0..M.min(g.oh - ti * M) {
+                    // Horizontal pass: row rr of (AT Mt) AT^T, phase s in vector s.
+                    let mut row = [L::zero(); 6];
+                    for (v, col) in row.iter_mut().zip(&cols) {
+                        *v = col[rr];
+                    }
+                    let yr4 = at::<L, M>(&row);
+                    let mut yr = [L::zero(); M];
+                    yr.copy_from_slice(&yr4[..M]);
+                    if in_regs {
+                        for v in &mut yr {
+                            *v = epilogue_in_regs(*v, b, act);
+                        }
+                    }
+                    // SAFETY: row ti*M + rr < oh, columns col0 .. col0 + cols_here <= ow of
+                    // plane (n, co).
                     unsafe {
-                        let dst = yq.add((ti * M + r) * g.ow + col0);
+                        let dst = yq.add((ti * M + rr) * g.ow + col0);
                         if cols_here == LANES * M {
                             L::interleave::<M>(yr, dst);
                         } else {
                             let mut t = [0.0f32; 4 * LANES];
                             L::interleave::<M>(yr, t.as_mut_ptr());
-                            std::ptr::copy_nonoverlapping(t.as_ptr(), dst, cols_here);
+                            copy_run::<L>(t.as_ptr(), dst, cols_here);
                         }
                     }
                 }
             }
-            if !epi.is_none() {
-                let rows = M.min(g.oh - ti * M);
+            if !in_regs {
+                let epi = Epi {
+                    bias: if bias.is_null() {
+                        bias
+                    } else {
+                        bias.wrapping_add(co)
+                    },
+                    rs: 0,
+                    cs: 0,
+                    act,
+                };
                 let c = MatMut {
-                    // SAFETY: row ti*M < oh of plane q.
+                    // SAFETY: row ti*M < oh of plane (n, co).
                     ptr: unsafe { yq.add(ti * M * g.ow) },
                     rs: g.ow as isize,
                     cs: 1,
                 };
-                // SAFETY: the block is rows ti*M .. ti*M + rows of plane q, all columns;
+                // SAFETY: the block is rows ti*M .. ti*M + rows of the plane, all columns;
                 // the bias element (stride 0) is readable; `act` reads no other data.
-                unsafe { epi.apply(rows, g.ow, c, 0, 0) };
+                unsafe { epi.apply(M.min(g.oh - ti * M), g.ow, c, 0, 0) };
             }
         }
     }
@@ -1192,6 +1423,22 @@ mod x86 {
             Avx8(unsafe { _mm256_mul_ps(self.0, o.0) })
         }
         #[inline(always)]
+        fn relu(self) -> Self {
+            // SAFETY: see the impl. `v < 0` is false for NaN and -0.0, which pass.
+            Avx8(unsafe {
+                let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, _mm256_setzero_ps());
+                _mm256_andnot_ps(neg, self.0)
+            })
+        }
+        #[inline(always)]
+        fn leaky_relu(self, alpha: Self) -> Self {
+            // SAFETY: see the impl. `v >= 0` is false for NaN, which takes `alpha * v`.
+            Avx8(unsafe {
+                let keep = _mm256_cmp_ps::<_CMP_GE_OQ>(self.0, _mm256_setzero_ps());
+                _mm256_blendv_ps(_mm256_mul_ps(alpha.0, self.0), self.0, keep)
+            })
+        }
+        #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
             // SAFETY: see the impl; 8 floats readable.
             Avx8(unsafe { _mm256_loadu_ps(p) })
@@ -1235,12 +1482,20 @@ mod x86 {
                     out[3] = Avx8(_mm256_castpd_ps(_mm256_unpackhi_pd(u1, u3)));
                 } else {
                     for (j, o) in out.iter_mut().enumerate() {
-                        let lanes: [f32; LANES] = std::array::from_fn(|l| *p.add(M * l + j));
+                        let mut lanes = [0.0f32; LANES];
+                        for (l, x) in lanes.iter_mut().enumerate() {
+                            *x = *p.add(M * l + j);
+                        }
                         *o = Avx8::load(lanes.as_ptr());
                     }
                 }
             }
             out
+        }
+        #[inline(always)]
+        fn prefetch(p: *const f32) {
+            // SAFETY: see the impl; a prefetch never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
         }
         #[inline(always)]
         unsafe fn interleave<const M: usize>(v: [Self; M], p: *mut f32) {
@@ -1274,6 +1529,20 @@ mod x86 {
                     }
                 }
             }
+        }
+    }
+
+    /// [`super::epilogue_in_regs`] with AVX2 on eight values (for the unit tests).
+    ///
+    /// # Safety
+    /// AVX2 and FMA available.
+    #[cfg(test)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn epilogue(v: &mut [f32; LANES], bias: Option<f32>, act: Act) {
+        // SAFETY: `v` holds 8 floats.
+        unsafe {
+            let r = super::epilogue_in_regs(Avx8::load(v.as_ptr()), bias.map(Avx8::splat), act);
+            r.store(v.as_mut_ptr());
         }
     }
 
@@ -1324,5 +1593,85 @@ mod x86 {
     ) {
         // SAFETY: forwarded.
         unsafe { super::output_planes::<Avx8, M>(g, mm, bias, act, y, planes) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The in-register epilogue gives the driver epilogue's bits on every path (NaN for NaN),
+    /// for the values where formulas could differ: signed zeros, NaN, infinities, subnormals.
+    #[test]
+    fn register_epilogue_matches_the_driver() {
+        let vals: [f32; 16] = [
+            0.0,
+            -0.0,
+            1.5,
+            -2.25,
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e-40,
+            -1e-40,
+            3.0,
+            -7.0,
+            f32::MIN_POSITIVE,
+            -0.5,
+            f32::MAX,
+            -f32::MAX,
+        ];
+        let acts = [
+            Act::None,
+            Act::Relu,
+            Act::LeakyRelu(0.1),
+            Act::LeakyRelu(-2.0),
+        ];
+        for act in acts {
+            for bias in [None, Some(0.75f32), Some(-0.0), Some(f32::NAN)] {
+                let mut want = vals;
+                let epi = Epi {
+                    bias: bias.as_ref().map_or(std::ptr::null(), |b| b as *const f32),
+                    rs: 0,
+                    cs: 0,
+                    act,
+                };
+                let c = MatMut {
+                    ptr: want.as_mut_ptr(),
+                    rs: 16,
+                    cs: 1,
+                };
+                // SAFETY: a 1 x 16 block of `want`; the bias (stride 0) is one readable float.
+                unsafe { epi.apply(1, 16, c, 0, 0) };
+                for half in vals.chunks_exact(LANES) {
+                    let lanes: [f32; LANES] = half.try_into().unwrap();
+                    let got = epilogue_in_regs(Portable8(lanes), bias.map(Portable8::splat), act);
+                    let mut paths = vec![got.0];
+                    #[cfg(target_arch = "x86_64")]
+                    if Isa::Avx2.is_available() {
+                        let mut v = lanes;
+                        // SAFETY: AVX2 and FMA are available.
+                        unsafe { x86::epilogue(&mut v, bias, act) };
+                        paths.push(v);
+                    }
+                    let off = if half.as_ptr() == vals.as_ptr() {
+                        0
+                    } else {
+                        LANES
+                    };
+                    for p in paths {
+                        // Bits, all NaNs as one: Rust leaves the sign and payload of a NaN
+                        // result unspecified (the compiler may commute an addition).
+                        let bits = |v: &[f32]| {
+                            v.iter()
+                                .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+                                .collect::<Vec<_>>()
+                        };
+                        assert_eq!(bits(&p), bits(&want[off..off + LANES]), "{act:?} {bias:?}");
+                    }
+                }
+            }
+        }
     }
 }

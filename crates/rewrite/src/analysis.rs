@@ -83,7 +83,7 @@ impl Default for Analysis {
             consts: Vec::new(),
             const_index: HashMap::new(),
             inputs: HashMap::new(),
-            fold_limit: 1 << 24,
+            fold_limit: 1 << 22,
             current_rule: None,
             provenance: HashMap::new(),
             unions: Vec::new(),
@@ -208,7 +208,11 @@ fn make_data(egraph: &EG, enode: &Node) -> Data {
                 .unwrap_or_else(|e| panic!("a rule built an ill-typed `{}`: {e}", op.name()));
             let constant = ch.iter().all(|c| egraph[*c].data.constant);
             let small = out.iter().map(TensorType::numel).sum::<usize>() <= a.fold_limit;
-            let foldable = op.info().category != Category::Random;
+            // A Winograd filter transform of constant weights is computed by the runtime at
+            // compile time (vectorised, and only for the tile size extraction keeps), so it
+            // stays an op here; the cost model prices it as free (`extract::enode_cost`).
+            let foldable = op.info().category != Category::Random
+                && !matches!(op, sinter_ir::Op::WinogradFilter { .. });
             let value = if constant && small && foldable && !ch.is_empty() {
                 let args: Option<Vec<&Tensor>> =
                     ch.iter().map(|c| egraph[*c].data.tensor()).collect();

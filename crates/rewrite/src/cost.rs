@@ -195,16 +195,42 @@ fn bytes(tys: &[&TensorType]) -> f64 {
         .sum()
 }
 
+/// Columns of the matrix products a linear op or convolution runs (per GEMM call), where
+/// few columns make the GEMM driver slower than its rate: a matmul's or gemm's output
+/// columns, a conv2d's output pixels per image. `None` for the others.
+fn gemm_columns(op: &Op, outs: &[TensorType]) -> Option<usize> {
+    let s = &outs.first()?.shape;
+    match op {
+        Op::Matmul {} | Op::Gemm { .. } => s.last().copied(),
+        Op::Conv2d { .. } if s.len() == 4 => Some(s[2] * s[3]),
+        _ => None,
+    }
+}
+
+/// Columns at and beyond which the GEMM driver runs at its class's full rate.
+pub const FULL_RATE_COLUMNS: f64 = 64.0;
+
 /// Estimated time (ns) of an op reading `ins` and writing `outs`.
+///
+/// A matrix product with `n < FULL_RATE_COLUMNS` columns runs at `sqrt(n / 64)` of its class's
+/// arithmetic rate: each packed weight is used for only `2n` FLOPs, so packing and streaming
+/// the weights dominate. Measured on the project VM (one thread, `sinter bench` on `matmul`s
+/// of 36 `[512 x 512] x [512 x n]` products): 12 GFLOP/s at n = 4, 22 at n = 16, and a
+/// 512-channel 3x3 conv2d on a 7x7 image (n = 49) 33 GFLOP/s, against ~60 for large n; the
+/// square root fits those within ~20%. This is what keeps Winograd convolutions (whose
+/// products have one column per tile) off small images.
 pub fn op_cost(op: &Op, ins: &[&TensorType], outs: &[TensorType]) -> f64 {
     let (class, flops) = op_work(op, ins, outs);
     if class == Class::View {
         return 0.0;
     }
     let r = rate_of(class);
+    let eff = gemm_columns(op, outs).map_or(1.0, |n| {
+        (n as f64 / FULL_RATE_COLUMNS).clamp(1e-3, 1.0).sqrt()
+    });
     let out_refs: Vec<&TensorType> = outs.iter().collect();
     let moved = bytes(ins) + bytes(&out_refs);
-    r.launch_ns + (flops / r.flops_per_ns).max(moved / r.bytes_per_ns)
+    r.launch_ns + (flops / (r.flops_per_ns * eff)).max(moved / r.bytes_per_ns)
 }
 
 /// Estimated time of a fused linear op + activation: the linear op's time plus the

@@ -29,8 +29,15 @@ use std::collections::{HashMap, HashSet};
 /// The chosen e-node of each e-class (canonical ids).
 pub type Choices = HashMap<Id, Node>;
 
-/// Cost of one e-node in its class.
+/// Cost of one e-node in its class. A Winograd filter transform of constant weights costs
+/// nothing: the runtime computes it once, when the graph is compiled (see
+/// `crate::analysis`, which does not fold it).
 pub fn enode_cost(eg: &EG, class: Id, node: &Node) -> f64 {
+    if let Node::Op(sinter_ir::Op::WinogradFilter { .. }, ch) = node
+        && ch.iter().all(|c| eg[*c].data.constant)
+    {
+        return 0.0;
+    }
     let ins: Vec<&TensorType> = node
         .children()
         .iter()

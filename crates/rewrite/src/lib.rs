@@ -90,7 +90,7 @@ impl Default for Options {
             iter_limit: 16,
             time_limit: Duration::from_millis(500),
             freeze: HashMap::new(),
-            fold_limit: 1 << 24,
+            fold_limit: 1 << 22,
             rules: None,
             exact: None,
         }

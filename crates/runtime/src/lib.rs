@@ -190,6 +190,109 @@ fn f32_bytes(v: &[f32]) -> Bytes {
     b
 }
 
+/// The graph with every `winograd_filter` of a constant weight replaced by its transformed
+/// constant (computed by `sinter_microkernels::winograd`, once, here), or `None` if there is
+/// none. The optimiser leaves these transforms in the graph (it prices them as free) rather
+/// than folding them itself, so that only the tile size it chose is ever computed, by the
+/// vectorised transform rather than the interpreter. A weight read by nothing else is dropped
+/// as dead, so the compiled graph holds only the transformed copy.
+fn fold_winograd_filters(g: &Graph) -> Result<Option<Graph>, CompileError> {
+    use sinter_ir::Op;
+    let nodes = g.nodes();
+    let is_const = |v: &Value| matches!(nodes[v.node.index()].kind, NodeKind::Const(_));
+    let foldable = |n: &sinter_ir::Node| {
+        matches!(n.op(), Some(Op::WinogradFilter { .. })) && n.inputs.iter().all(is_const)
+    };
+    if !nodes.iter().any(foldable) {
+        return Ok(None);
+    }
+    // Weights that only folded transforms read are left out.
+    let mut other_uses = vec![0usize; nodes.len()];
+    let mut folded_uses = vec![0usize; nodes.len()];
+    for n in nodes {
+        let uses = if foldable(n) {
+            &mut folded_uses
+        } else {
+            &mut other_uses
+        };
+        for v in &n.inputs {
+            uses[v.node.index()] += 1;
+        }
+    }
+    for v in g.outputs() {
+        other_uses[v.node.index()] += 1;
+    }
+    let mut out = Graph::new(g.name());
+    let mut map: HashMap<Value, Value> = HashMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let old = |k: usize| Value {
+            node: sinter_ir::NodeId(i as u32),
+            output: k as u32,
+        };
+        let names: Vec<&str> = node.outputs.iter().map(|o| o.name.as_str()).collect();
+        let vs: Vec<Value> = match &node.kind {
+            NodeKind::Input(kind) => {
+                vec![out.add_input(names[0], node.outputs[0].ty.clone(), *kind)?]
+            }
+            NodeKind::Const(_) if other_uses[i] == 0 && folded_uses[i] > 0 => vec![],
+            NodeKind::Const(t) => vec![out.add_const(names[0], t.clone())?],
+            NodeKind::Op(Op::WinogradFilter { tile, transposed }) if foldable(node) => {
+                let NodeKind::Const(w) = &nodes[node.inputs[0].node.index()].kind else {
+                    unreachable!("foldable checked the input is a constant");
+                };
+                let u = winograd_filter(w, *tile, *transposed, &node.outputs[0].ty).map_err(
+                    |message| CompileError::Pack {
+                        name: names[0].to_string(),
+                        message,
+                    },
+                )?;
+                vec![out.add_const(names[0], u)?]
+            }
+            NodeKind::Op(op) => {
+                let ins: Vec<Value> = node.inputs.iter().map(|v| map[v]).collect();
+                out.add_op(&names, op.clone(), &ins)?.to_vec()
+            }
+        };
+        for (k, v) in vs.into_iter().enumerate() {
+            map.insert(old(k), v);
+        }
+    }
+    let outs: Vec<Value> = g.outputs().iter().map(|v| map[v]).collect();
+    out.set_outputs(&outs)?;
+    Ok(Some(out))
+}
+
+/// The Winograd filter transform of constant weights `w` (rotated and transposed first with
+/// `transposed`), of type `ty`.
+fn winograd_filter(
+    w: &Tensor,
+    tile: i64,
+    transposed: bool,
+    ty: &TensorType,
+) -> Result<Tensor, String> {
+    let TensorData::F32(wv) = w.data() else {
+        return Err("the weight is not f32".into());
+    };
+    let (co, ci) = (ty.shape[1], ty.shape[2]);
+    let rotated;
+    let wv: &[f32] = if transposed {
+        // w is [ci, co, 3, 3]; the conv2d weight is w'[o, c, p, q] = w[c, o, 2 - p, 2 - q].
+        rotated = (0..co * ci * 9)
+            .map(|i| {
+                let (o, c, k) = (i / (ci * 9), i / 9 % ci, i % 9);
+                wv[(c * co + o) * 9 + 8 - k]
+            })
+            .collect::<Vec<f32>>();
+        &rotated
+    } else {
+        wv
+    };
+    let mut u = vec![0.0f32; ty.numel()];
+    sinter_microkernels::winograd::filter_transform(tile as usize, wv, co, ci, &mut u, 1)
+        .map_err(|e| e.to_string())?;
+    Tensor::new(&ty.shape, TensorData::F32(u)).map_err(|e| e.to_string())
+}
+
 /// Constants packed once for the GEMM driver: every buffer that lowering marked
 /// [`sinter_lower::BufDecl::pack_a`] (a convolution's constant weights) gets the packed form of
 /// its constant, shared by all kernels that pack the same constant the same way. Returns the
@@ -348,7 +451,8 @@ impl Compiled {
         graph.verify()?;
         // Composite ops (stochastic pooling) run as their expansion; every name stays.
         let expanded = sinter_ir::expand_composites(graph)?;
-        let graph = expanded.as_ref();
+        let folded = fold_winograd_filters(expanded.as_ref())?;
+        let graph = folded.as_ref().unwrap_or(expanded.as_ref());
         let program = sinter_lower::lower_graph(graph, opts.lower)?;
         let lower_time = t0.elapsed();
 

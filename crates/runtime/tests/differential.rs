@@ -709,3 +709,57 @@ fn constant_conv_weights_are_prepacked() {
         check(&g, &inputs, opts, 1e-5);
     }
 }
+
+/// `winograd_filter` of a constant weight (plain and transposed) is computed once when the
+/// graph is compiled (no kernel runs it) and gives the interpreter's results; of an input
+/// weight it stays a kernel.
+#[test]
+fn constant_winograd_filters_are_folded_at_compile_time() {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut lit = |n: usize| -> String {
+        let v: Vec<String> = (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                format!(
+                    "{:?}",
+                    ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                )
+            })
+            .collect();
+        format!("[{}]", v.join(", "))
+    };
+    let src = format!(
+        "graph @wfold {{ input %x: f32[1,5,6,7]  input %wi: f32[4,5,3,3]
+           const %w: f32[4,5,3,3] = {}
+           const %wt: f32[5,4,3,3] = {}
+           %u = winograd_filter(%w) {{tile=4}}
+           %ut = winograd_filter(%wt) {{tile=2, transposed=true}}
+           %ui = winograd_filter(%wi) {{tile=2}}
+           %v4 = winograd_input(%x) {{tile=4, pad=[1, 1, 1, 1]}}
+           %v2 = winograd_input(%x) {{tile=2, pad=[1, 1, 1, 1]}}
+           %m4 = matmul(%u, %v4)  %m2 = matmul(%ut, %v2)  %mi = matmul(%ui, %v2)
+           %y4 = winograd_output(%m4) {{tile=4, out=[6, 7]}}
+           %y2 = winograd_output(%m2) {{tile=2, out=[6, 7]}}
+           %yi = winograd_output(%mi) {{tile=2, out=[6, 7]}}
+           output %y4, %y2, %yi }}",
+        lit(180),
+        lit(180)
+    );
+    let g = sinter_ir::parse(&src).unwrap();
+    for opts in [CompileOptions::default(), CompileOptions::checked()] {
+        let c = Compiled::new(&g, opts).unwrap();
+        let filters: Vec<String> = c
+            .kernel_names()
+            .into_iter()
+            .filter(|n| n.starts_with("winograd_filter"))
+            .collect();
+        assert_eq!(
+            filters,
+            ["winograd_filter_ui"],
+            "only the input weight's transform runs"
+        );
+        check(&g, &inputs_for(&g, 3), opts, Tol::Scaled(1e-5));
+    }
+}

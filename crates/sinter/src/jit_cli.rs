@@ -140,6 +140,7 @@ pub fn bench(
     runs: usize,
     json: bool,
     mode: &BenchMode,
+    optimize: bool,
 ) -> Result<String, String> {
     let mut opts = CompileOptions::default();
     opts.lower.threads = threads.max(1);
@@ -155,7 +156,19 @@ pub fn bench(
         }
     };
     let g = step.as_ref().unwrap_or(g);
+    // The optimiser's time counts as compile time.
+    let t_opt = Instant::now();
+    let optimized = if optimize {
+        let (o, _) = sinter_rewrite::optimize(g, &sinter_rewrite::Options::default())
+            .map_err(|e| format!("optimiser: {e}"))?;
+        Some(o)
+    } else {
+        None
+    };
+    let opt_time = t_opt.elapsed();
+    let g = optimized.as_ref().unwrap_or(g);
     let c = Compiled::new(g, opts).map_err(|e| e.to_string())?;
+    let compile_time = opt_time + c.timings.total;
     for (i, (name, ty)) in c.inputs().iter().enumerate() {
         feeds
             .entry(name.clone())
@@ -200,7 +213,7 @@ pub fn bench(
                 BenchMode::Train(o) => format!("train-{o}"),
             },
             ms(total),
-            ms(c.timings.total),
+            ms(compile_time),
             c.plan.peak_bytes,
             c.plan.total_bytes,
             ks.join(",")
@@ -208,11 +221,16 @@ pub fn bench(
     } else {
         let _ = writeln!(
             s,
-            "@{}: median {:.3} ms per {what} over {runs} runs ({threads} thread(s)); {} kernels compiled in {:.1} ms",
+            "@{}: median {:.3} ms per {what} over {runs} runs ({threads} thread(s)); {} kernels compiled in {:.1} ms{}",
             g.name(),
             ms(total),
             kernels.len(),
-            ms(c.timings.total)
+            ms(compile_time),
+            if optimize {
+                format!(" (optimiser {:.1} ms)", ms(opt_time))
+            } else {
+                String::new()
+            }
         );
         for (n, d) in &kernels {
             let _ = writeln!(s, "  {:>10.3} ms  {n}", ms(*d));

@@ -96,6 +96,11 @@ enum Command {
         /// The optimiser of `--train`: `adam` or `sgd` (momentum 0.9).
         #[arg(long, default_value = "adam", requires = "train")]
         optimizer: String,
+        /// Rewrite the graph (the training step, with `--train`) by equality saturation
+        /// first, as `sinter opt` does (BN folding, fusion, Winograd convolutions, ...); its
+        /// time counts as compile time.
+        #[arg(long)]
+        optimize: bool,
     },
     /// Optimise a graph by equality saturation and print the result in canonical form.
     Opt {
@@ -307,6 +312,7 @@ fn run(cli: Cli) -> Result<(), String> {
             json,
             train,
             optimizer,
+            optimize,
         } => {
             let g = load(&file)?;
             let feeds = match inputs {
@@ -321,7 +327,7 @@ fn run(cli: Cli) -> Result<(), String> {
             } else {
                 jit_cli::BenchMode::Forward
             };
-            let s = jit_cli::bench(&g, feeds, threads, runs, json, &mode)
+            let s = jit_cli::bench(&g, feeds, threads, runs, json, &mode, optimize)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             print!("{s}");
             Ok(())
