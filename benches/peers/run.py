@@ -7,7 +7,7 @@ onnxruntime's on the same seeded input (`sinter run`), then time, interleaved in
 (round 1: Sinter, onnxruntime, eager, torch.compile at each thread count; round 2: the same;
 ...), inference latency at each thread count:
 
-  Sinter         `sinter bench MODEL.onnx --json --threads T --runs N --inputs IN.npz`
+  Sinter         `sinter bench MODEL.onnx --json --threads T --runs N --inputs IN.npz --optimize`
                  (one process per round; median_ms and compile_ms come from its JSON)
   onnxruntime    InferenceSession, intra_op_num_threads = T, inter_op 1, sequential
   torch eager    torch.set_num_threads(T), torch.no_grad()
@@ -259,7 +259,7 @@ def first_line(s):
 
 def sinter_bench(args, onnx_path, npz_path, threads, runs):
     cmd = [args.sinter, "bench", onnx_path, "--json", "--threads", str(threads), "--runs", str(runs),
-           "--inputs", npz_path]
+           "--inputs", npz_path] + (["--optimize"] if args.optimize else [])
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.sinter_timeout)
     if p.returncode != 0:
         raise RuntimeError(first_line(p.stderr or p.stdout))
@@ -270,10 +270,11 @@ def sinter_bench(args, onnx_path, npz_path, threads, runs):
 
 
 def sinter_check(args, onnx_path, npz_path, ref, workdir):
-    """Sinter's outputs (`sinter run`, default options) against onnxruntime's: max abs error and
+    """Sinter's outputs (`sinter run`, with `--optimize` unless `--no-optimize`) against onnxruntime's: max abs error and
     max abs error relative to the largest reference magnitude, over all outputs."""
     out = os.path.join(workdir, "sinter_out.npz")
-    cmd = [args.sinter, "run", onnx_path, "--inputs", npz_path, "--out", out]
+    cmd = [args.sinter, "run", onnx_path, "--inputs", npz_path, "--out", out] + (
+        ["--optimize"] if args.optimize else [])
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.sinter_timeout)
     if p.returncode != 0:
         raise RuntimeError(first_line(p.stderr or p.stdout))
@@ -621,6 +622,9 @@ def main():
                     help="largest error relative to the largest output magnitude before a model is marked "
                          "wrong (default 1e-4)")
     ap.add_argument("--reuse", action="store_true", help="reuse models/*.onnx from an earlier run")
+    ap.add_argument("--no-optimize", dest="optimize", action="store_false",
+                    help="time and check Sinter without its graph optimiser (`--optimize` of sinter bench/run; "
+                         "on by default, its time counted as compile time)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "latest"),
                     help="results path without extension (.md and .json are written)")
     args = ap.parse_args()

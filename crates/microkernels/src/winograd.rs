@@ -57,10 +57,13 @@
 //!
 //! | layer | m | filter | input | output | `T` GEMMs |
 //! |---|---|---|---|---|---|
-//! | 64 -> 64, 56x56 | 2 | 25 us | 210 us | 165 us | 1.5 ms |
+//! | 64 -> 64, 56x56 | 2 | 25-40 us | 210-310 us | 165 us | 1.5 ms |
 //! | 64 -> 64, 56x56 | 4 | 40 us | 170 us | 145 us | 0.92 ms |
-//! | 512 -> 512, 14x14 | 2 | 3.5 ms | 200 us | 120 us | 7.4 ms |
-//! | 512 -> 512, 14x14 | 4 | 9 ms | 210 us | 150 us | 9 ms |
+//! | 512 -> 512, 14x14 | 2 | 3.5-4 ms | 200-320 us | 120 us | 7.1 ms |
+//! | 512 -> 512, 14x14 | 4 | 9-10 ms | 210 us | 150 us | 9 ms |
+//!
+//! (The ranges of the m = 2 input transform are 4K aliasing, see `input_planes`: which end
+//! a run gets depends on where the buffers and the thread's stack lie.)
 //!
 //! The input and output transforms are bound by memory traffic (V or M is 2.25x (m = 4) to
 //! 4x (m = 2) the image) and by the shuffles of the tile layout about equally; the filter

@@ -59,6 +59,9 @@ enum Command {
         /// Run on the reference interpreter (the oracle) instead of the JIT.
         #[arg(long)]
         interp: bool,
+        /// Rewrite the graph by equality saturation first, as `sinter opt` does.
+        #[arg(long)]
+        optimize: bool,
     },
     /// JIT-compile a graph and show what was generated.
     Compile {
@@ -236,8 +239,16 @@ fn run(cli: Cli) -> Result<(), String> {
             inputs,
             out,
             interp,
+            optimize,
         } => {
             let g = load(&file)?;
+            let g = if optimize {
+                sinter_rewrite::optimize(&g, &sinter_rewrite::Options::default())
+                    .map_err(|e| format!("{}: optimiser: {e}", file.display()))?
+                    .0
+            } else {
+                g
+            };
             let feeds = match inputs {
                 Some(p) => sinter::npz::read_npz(&p)
                     .map_err(|e| e.to_string())?
