@@ -71,3 +71,53 @@ fn opt_reports_a_missing_file() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("/nonexistent/x.sir"));
 }
+
+/// Which algorithm the optimiser picks for every convolution of ResNet-50 (batch 1, 224x224,
+/// inference form, weights and batch-norm statistics frozen as constants): direct `conv2d`
+/// or Winograd with tile 2 or 4, per layer, with the shapes. A snapshot of the cost model's
+/// decisions (issue 10), not of measured speed: `BENCHMARKS.md` has those.
+#[test]
+fn resnet50_convolution_algorithms() {
+    use sinter::ir::{InputKind, NodeKind, Op, Tensor};
+    use sinter::models::{Mode, ResNetConfig, resnet, running_stats};
+    let cfg = ResNetConfig {
+        batch: 1,
+        mode: Mode::Inference,
+        ..ResNetConfig::full(50).unwrap()
+    };
+    let g = resnet(&cfg).unwrap();
+    let mut opts = sinter_rewrite::Options::default();
+    opts.freeze = running_stats(&g);
+    for (v, kind) in g.inputs() {
+        if kind == InputKind::Param {
+            // The values do not matter to the decisions, only that they are constants.
+            let ty = g.ty(v);
+            opts.freeze
+                .insert(g.value_name(v).to_string(), Tensor::full(&ty.shape, 0.01));
+        }
+    }
+    // Generous limits, so the snapshot does not depend on the machine's speed.
+    opts.time_limit = std::time::Duration::from_secs(60);
+    let (opt, _) = sinter_rewrite::optimize(&g, &opts).unwrap();
+    let mut rows = Vec::new();
+    for n in opt.nodes() {
+        let NodeKind::Op(op) = &n.kind else { continue };
+        let out = &n.outputs[0].ty;
+        let row = match op {
+            Op::Conv2d { stride, .. } => {
+                let w = opt.ty(n.inputs[1]);
+                format!(
+                    "direct {}x{} stride {} -> {}",
+                    w.shape[2], w.shape[3], stride[0], out
+                )
+            }
+            Op::WinogradOutput { tile, .. } => {
+                let m = opt.ty(n.inputs[0]);
+                format!("winograd F({tile}x{tile},3x3) {} -> {}", m, out)
+            }
+            _ => continue,
+        };
+        rows.push(row);
+    }
+    insta::assert_snapshot!(rows.join("\n"));
+}

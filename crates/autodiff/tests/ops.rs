@@ -429,6 +429,18 @@ const NO_GRADIENT: &[(OpKind, &str)] = &[
         OpKind::MaxPool2dGrad,
         "error: second order through max pooling",
     ),
+    (
+        OpKind::WinogradFilter,
+        "error: made by the optimiser after differentiation",
+    ),
+    (
+        OpKind::WinogradInput,
+        "error: made by the optimiser after differentiation",
+    ),
+    (
+        OpKind::WinogradOutput,
+        "error: made by the optimiser after differentiation",
+    ),
 ];
 
 #[test]
@@ -832,4 +844,24 @@ proptest! {
             vec![b.op(op, &[x]).unwrap()]
         }, f);
     }
+}
+
+/// The Winograd ops have no gradient: differentiating through one is an error naming the op
+/// and what to do instead, not a panic or a silent zero.
+#[test]
+fn winograd_ops_are_not_differentiable() {
+    let g = sinter_ir::parse(
+        "graph @w { param %w: f32[2,3,3,3]  input %x: f32[1,3,5,5]
+           %u = winograd_filter(%w) {tile=2}
+           %v = winograd_input(%x) {tile=2, pad=[1, 1, 1, 1]}
+           %m = matmul(%u, %v)
+           %y = winograd_output(%m) {tile=2, out=[5, 5]}
+           %loss = reduce_sum(%y) {axes=[]}
+           output %loss }",
+    )
+    .unwrap();
+    let loss = *g.outputs().first().unwrap();
+    let e = grad(&g, loss, &params(&g)).unwrap_err().to_string();
+    assert!(e.contains("winograd_"), "{e}");
+    assert!(e.contains("differentiate the conv2d"), "{e}");
 }
