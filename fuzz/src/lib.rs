@@ -185,6 +185,7 @@ pub fn tolerance(g: &Graph) -> f32 {
             K::Matmul
                 | K::Gemm
                 | K::Conv2d
+                | K::WinogradOutput
                 | K::ConvTranspose2d
                 | K::Conv2dWeightGrad
                 | K::ReduceSum
@@ -427,18 +428,37 @@ pub fn decode_graph(data: &[u8]) -> Option<(Graph, u64)> {
                 if bias {
                     input(&format!("b{i}"), &[m as usize]);
                 }
+                let stride = [b.int(1, 3), b.int(1, 3)];
+                let pad = [b.int(0, 3), b.int(0, 3), b.int(0, 3), b.int(0, 3)];
+                let dilation = [b.int(1, 2), b.int(1, 2)];
                 let attrs = format!(
                     "{{stride={}, pad={}, dilation={}, groups={groups}}}",
-                    list(&[b.int(1, 3), b.int(1, 3)]),
-                    list(&[b.int(0, 3), b.int(0, 3), b.int(0, 3), b.int(0, 3)]),
-                    list(&[b.int(1, 2), b.int(1, 2)]),
+                    list(&stride),
+                    list(&pad),
+                    list(&dilation),
                 );
                 let bias = if bias {
                     format!(", %b{i}")
                 } else {
                     String::new()
                 };
-                format!("%{y} = conv2d(%{cur}, %w{i}{bias}) {attrs}")
+                let (oh, ow) = (
+                    shape[2] as i64 + pad[0] + pad[2] - 2,
+                    shape[3] as i64 + pad[1] + pad[3] - 2,
+                );
+                if k == [3, 3] && groups == 1 && oh >= 1 && ow >= 1 && b.bool() {
+                    // The Winograd form of the stride-1 convolution with this padding.
+                    let tile = if b.bool() { 4 } else { 2 };
+                    format!(
+                        "%u{i} = winograd_filter(%w{i}) {{tile={tile}}}\n  \
+                         %t{i} = winograd_input(%{cur}) {{tile={tile}, pad={}}}\n  \
+                         %mm{i} = matmul(%u{i}, %t{i})\n  \
+                         %{y} = winograd_output(%mm{i}{bias}) {{tile={tile}, out=[{oh}, {ow}]}}",
+                        list(&pad)
+                    )
+                } else {
+                    format!("%{y} = conv2d(%{cur}, %w{i}{bias}) {attrs}")
+                }
             }
             5 if rank == 4 => {
                 let c = shape[1] as i64;

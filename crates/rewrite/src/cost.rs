@@ -259,6 +259,75 @@ pub fn node_cost(node: &Node, ins: &[&TensorType], outs: &[TensorType]) -> f64 {
     }
 }
 
+/// A 3x3 stride-1 convolution algorithm the optimiser can pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvAlgo {
+    /// `conv2d` (GEMM with im2col).
+    Direct,
+    /// Winograd F(2x2, 3x3).
+    F2,
+    /// Winograd F(4x4, 3x3).
+    F4,
+}
+
+/// Measured times (ms) of one 3x3 stride-1 padding-1 convolution, `C -> C` channels on a
+/// batch-1 `H x H` image, by each algorithm (Winograd: input transform + products + output
+/// transform; the filter transform of constant weights is done at compile time), measured in
+/// one process per shape (`sinter bench` per-kernel medians, 1 thread, release, 2026-11-25
+/// 13:20 UTC, median of three runs; `BENCHMARKS.md`, "Winograd convolution"). The cost model
+/// is checked against it: for each shape it must pick the measured fastest algorithm, or one
+/// within [`CALIBRATION_TIE`] of it.
+pub const CONV3X3_CALIBRATION: [(usize, usize, [f64; 3]); 8] = [
+    // (C, H, [direct, F(2,3), F(4,3)])
+    (64, 112, [16.81, 16.07, 10.79]),
+    (64, 56, [4.21, 3.45, 1.83]),
+    (128, 56, [20.09, 12.23, 8.42]),
+    (128, 28, [4.83, 3.40, 2.47]),
+    (256, 28, [12.88, 8.21, 6.34]),
+    (256, 14, [3.92, 2.39, 3.15]),
+    (512, 14, [19.59, 13.94, 16.77]),
+    (512, 7, [7.87, 7.70, 9.05]),
+];
+
+/// Relative difference under which two measured times count as a tie.
+pub const CALIBRATION_TIE: f64 = 0.10;
+
+/// The cost model's estimate (ns) of a `C -> C` 3x3 stride-1 padding-1 convolution of a
+/// batch-1 `H x H` image by `algo`, constant weights.
+pub fn conv3x3_cost(c: usize, h: usize, algo: ConvAlgo) -> f64 {
+    let x = TensorType::f32(&[1, c, h, h]);
+    let w = TensorType::f32(&[c, c, 3, 3]);
+    let pad = [1; 4];
+    let tile = match algo {
+        ConvAlgo::Direct => {
+            let conv = Op::Conv2d {
+                stride: [1, 1],
+                pad,
+                dilation: [1, 1],
+                groups: 1,
+            };
+            return op_cost(&conv, &[&x, &w], std::slice::from_ref(&x));
+        }
+        ConvAlgo::F2 => 2,
+        ConvAlgo::F4 => 4,
+    };
+    let t = ((tile + 2) * (tile + 2)) as usize;
+    let p = h.div_ceil(tile as usize).pow(2);
+    let u = TensorType::f32(&[t, c, c]);
+    let v = TensorType::f32(&[t, c, p]);
+    let input = op_cost(
+        &Op::WinogradInput { tile, pad },
+        &[&x],
+        std::slice::from_ref(&v),
+    );
+    let products = op_cost(&Op::Matmul {}, &[&u, &v], std::slice::from_ref(&v));
+    let out = Op::WinogradOutput {
+        tile,
+        out: [h as i64, h as i64],
+    };
+    input + products + op_cost(&out, &[&v], std::slice::from_ref(&x))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +345,25 @@ mod tests {
             Class::Transform,
         ] {
             assert!(RATES.iter().any(|(k, _)| *k == c), "{c:?}");
+        }
+    }
+
+    /// The model picks what was measured fastest (or a measured tie) on every calibrated
+    /// ResNet/VGG layer shape.
+    #[test]
+    fn conv3x3_choices_match_the_measurements() {
+        let algos = [ConvAlgo::Direct, ConvAlgo::F2, ConvAlgo::F4];
+        for (c, h, measured) in CONV3X3_CALIBRATION {
+            let model: Vec<f64> = algos.iter().map(|&a| conv3x3_cost(c, h, a)).collect();
+            let pick = (0..3)
+                .min_by(|&i, &j| model[i].total_cmp(&model[j]))
+                .unwrap();
+            let best = measured.iter().copied().fold(f64::INFINITY, f64::min);
+            assert!(
+                measured[pick] <= best * (1.0 + CALIBRATION_TIE),
+                "{c} channels, {h}x{h}: the model picks {:?} (estimates {model:?} ns), measured {measured:?} ms",
+                algos[pick]
+            );
         }
     }
 
