@@ -767,3 +767,50 @@ fn constant_winograd_filters_are_folded_at_compile_time() {
         check(&g, &inputs_for(&g, 3), opts, Tol::Scaled(1e-5));
     }
 }
+
+/// The Winograd kernels on random shapes (1-2 images, 1-9 channels in and out, 1-12 pixels
+/// per side, padding 0-3 per side: ragged tiles, windows wholly in the padding), both tile
+/// sizes, with and without bias and a fused relu, normal and bounds-checked, against the
+/// interpreter.
+#[test]
+fn winograd_random_shapes_match_the_interpreter() {
+    let mut s = 0x1234_5678_9abc_def1u64;
+    let mut next = |lo: usize, hi: usize| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        lo + (s % (hi - lo + 1) as u64) as usize
+    };
+    let mut cases = 0;
+    while cases < 40 {
+        let (n, c, co) = (next(1, 2), next(1, 9), next(1, 9));
+        let (h, w) = (next(1, 12), next(1, 12));
+        let pad = [next(0, 3), next(0, 3), next(0, 3), next(0, 3)];
+        let (oh, ow) = (h + pad[0] + pad[2], w + pad[1] + pad[3]);
+        if oh < 3 || ow < 3 {
+            continue;
+        }
+        let (oh, ow) = (oh - 2, ow - 2);
+        let tile = [2, 4][next(0, 1)];
+        let bias = next(0, 1) == 1;
+        let relu = next(0, 1) == 1;
+        let pads = format!("[{}, {}, {}, {}]", pad[0], pad[1], pad[2], pad[3]);
+        let src = format!(
+            "graph @winograd_random {{ input %x: f32[{n},{c},{h},{w}]  input %w: f32[{co},{c},3,3]  input %b: f32[{co}]
+               %u = winograd_filter(%w) {{tile={tile}}}
+               %v = winograd_input(%x) {{tile={tile}, pad={pads}}}
+               %m = matmul(%u, %v)
+               %y = winograd_output(%m{}) {{tile={tile}, out=[{oh}, {ow}]}}
+               %r = {}(%y)
+               output %r }}",
+            if bias { ", %b" } else { "" },
+            if relu { "relu" } else { "neg" },
+        );
+        let g = sinter_ir::parse(&src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+        assert_eq!(g.ty(g.outputs()[0]).shape[..], [n, co, oh, ow], "{src}");
+        for opts in [CompileOptions::default(), CompileOptions::checked()] {
+            check(&g, &inputs_for(&g, cases as u64), opts, Tol::Scaled(1e-5));
+        }
+        cases += 1;
+    }
+}
