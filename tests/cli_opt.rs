@@ -65,6 +65,40 @@ fn explain_names_rules_and_costs() {
     assert!(s.contains(" ns -> "), "{s}");
 }
 
+/// `--measure` times the optimised graph: one row per compiled kernel with the cost model's
+/// estimate and the measured median (both positive), and a total.
+#[test]
+fn explain_measure_prints_estimates_and_times() {
+    let out = sinter(&[
+        "explain",
+        &seed("resnet_block.sir"),
+        "--measure",
+        "--runs",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let table = s
+        .split("measured: the optimised graph JIT-compiled")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no measurement table:\n{s}"));
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(rows.len() >= 2, "{s}");
+    let total = rows.last().unwrap();
+    assert_eq!(total.last(), Some(&"total"), "{s}");
+    for r in &rows {
+        // estimate us measured us ratio kernel
+        assert_eq!(r.len(), 6, "{r:?}\n{s}");
+        let (e, m): (f64, f64) = (r[0].parse().unwrap(), r[2].parse().unwrap());
+        assert!(e >= 0.0 && m > 0.0, "{r:?}");
+    }
+    assert!(total[0].parse::<f64>().unwrap() > 0.0, "{s}");
+}
+
 #[test]
 fn opt_reports_a_missing_file() {
     let out = sinter(&["opt", "/nonexistent/x.sir"]);
@@ -86,8 +120,12 @@ fn resnet50_convolution_algorithms() {
         ..ResNetConfig::full(50).unwrap()
     };
     let g = resnet(&cfg).unwrap();
-    let mut opts = sinter_rewrite::Options::default();
-    opts.freeze = running_stats(&g);
+    let mut opts = sinter_rewrite::Options {
+        freeze: running_stats(&g),
+        // Generous limits, so the snapshot does not depend on the machine's speed.
+        time_limit: std::time::Duration::from_secs(60),
+        ..Default::default()
+    };
     for (v, kind) in g.inputs() {
         if kind == InputKind::Param {
             // The values do not matter to the decisions, only that they are constants.
@@ -96,8 +134,6 @@ fn resnet50_convolution_algorithms() {
                 .insert(g.value_name(v).to_string(), Tensor::full(&ty.shape, 0.01));
         }
     }
-    // Generous limits, so the snapshot does not depend on the machine's speed.
-    opts.time_limit = std::time::Duration::from_secs(60);
     let (opt, _) = sinter_rewrite::optimize(&g, &opts).unwrap();
     let mut rows = Vec::new();
     for n in opt.nodes() {

@@ -104,7 +104,15 @@ pub(crate) fn fused_kernel(graph: &Graph, root: usize, fused: &[bool], opt: Lowe
         body
     });
     k.body = body;
-    Step { kernel: k, args }
+    let mut nodes = members;
+    nodes.push(root);
+    nodes.sort_unstable();
+    nodes.dedup();
+    Step {
+        kernel: k,
+        args,
+        nodes,
+    }
 }
 
 fn collect(graph: &Graph, n: usize, fused: &[bool], out: &mut Vec<usize>) {

@@ -35,6 +35,9 @@ pub struct Step {
     pub kernel: Kernel,
     /// The value each buffer holds, for every buffer but scratch ones, in buffer order.
     pub args: Vec<Value>,
+    /// The graph nodes whose work the kernel does (its op, a fused chain's members, an
+    /// absorbed activation), in graph order: what `sinter explain --measure` prices.
+    pub nodes: Vec<usize>,
 }
 
 /// A lowered graph: kernels in an order that respects dependencies.
@@ -178,7 +181,16 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
         {
             prepack_weights(&mut kernel, loops::Buf(1));
         }
-        steps.push(Step { kernel, args });
+        let mut covered = vec![i];
+        if let Some(a) = &act_of[i] {
+            covered.extend(std::iter::once(a.r).chain(a.cond));
+        }
+        covered.sort_unstable();
+        steps.push(Step {
+            kernel,
+            args,
+            nodes: covered,
+        });
     }
     Ok(Program { steps })
 }

@@ -447,6 +447,9 @@ pub struct Compiled {
     pub program: Program,
     /// Compile times.
     pub timings: Timings,
+    /// The first output name of each node of the compiled graph (after composite expansion
+    /// and constant filter transforms), by node index.
+    node_names: Vec<String>,
 }
 
 impl Compiled {
@@ -616,6 +619,11 @@ impl Compiled {
             plan,
             program,
             timings,
+            node_names: graph
+                .nodes()
+                .iter()
+                .map(|n| n.outputs.first().map_or(String::new(), |o| o.name.clone()))
+                .collect(),
         })
     }
 
@@ -640,6 +648,21 @@ impl Compiled {
             .steps
             .iter()
             .map(|s| s.kernel.name.clone())
+            .collect()
+    }
+
+    /// Per kernel (in [`Compiled::kernel_names`] order), the names of the values of the graph
+    /// nodes whose work it does (first output of each; see `sinter_lower::Step::nodes`).
+    pub fn kernel_values(&self) -> Vec<Vec<String>> {
+        self.program
+            .steps
+            .iter()
+            .map(|s| {
+                s.nodes
+                    .iter()
+                    .map(|&n| self.node_names[n].clone())
+                    .collect()
+            })
             .collect()
     }
 

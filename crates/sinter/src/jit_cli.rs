@@ -238,3 +238,79 @@ pub fn bench(
     }
     Ok(s)
 }
+
+/// `sinter explain --measure`: the optimised graph compiled and timed (median of `runs` after
+/// warm-up), each kernel's measured median next to the cost model's estimate of the ops it
+/// runs: the full estimate (launch, arithmetic or memory) of its costliest op plus the
+/// arithmetic alone of the others (fused into it, they neither launch nor move memory).
+pub fn measure(g: &Graph, runs: usize, threads: usize) -> Result<String, String> {
+    use sinter_rewrite::cost::{op_cost, op_work, rate_of};
+    let (opt, _) = sinter_rewrite::optimize(g, &sinter_rewrite::Options::default())
+        .map_err(|e| format!("optimiser: {e}"))?;
+    let mut opts = CompileOptions::default();
+    opts.lower.threads = threads.max(1);
+    let c = Compiled::new(&opt, opts).map_err(|e| e.to_string())?;
+    let mut feeds = HashMap::new();
+    for (i, (name, ty)) in c.inputs().iter().enumerate() {
+        feeds.insert(name.clone(), bench_input(ty, i as u64));
+    }
+    for _ in 0..3 {
+        c.run(&feeds).map_err(|e| e.to_string())?;
+    }
+    let names = c.kernel_names();
+    let mut per: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); names.len()];
+    for _ in 0..runs.max(1) {
+        let mut t = Vec::new();
+        c.run_profiled(&feeds, Some(&mut t))
+            .map_err(|e| e.to_string())?;
+        for (k, d) in t.into_iter().enumerate() {
+            per[k].push(d);
+        }
+    }
+    // The cost model's estimate of each node of the optimised graph, by its value's name.
+    let mut est: HashMap<&str, (f64, f64)> = HashMap::new();
+    for n in opt.nodes() {
+        let Some(op) = n.op() else { continue };
+        let ins: Vec<&TensorType> = n.inputs.iter().map(|&v| opt.ty(v)).collect();
+        let outs: Vec<TensorType> = n.outputs.iter().map(|o| o.ty.clone()).collect();
+        let full = op_cost(op, &ins, &outs);
+        let (class, flops) = op_work(op, &ins, &outs);
+        let compute = flops / rate_of(class).flops_per_ns;
+        est.insert(n.outputs[0].name.as_str(), (full, compute));
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "measured: the optimised graph JIT-compiled, median of {runs} runs, {threads} thread(s)\n  {:>12} {:>12} {:>7}  kernel",
+        "estimate", "measured", "ratio"
+    );
+    let (mut total_e, mut total_m) = (0.0, 0.0);
+    for ((name, values), times) in names.iter().zip(c.kernel_values()).zip(per.iter_mut()) {
+        let parts: Vec<(f64, f64)> = values
+            .iter()
+            .filter_map(|v| est.get(v.as_str()).copied())
+            .collect();
+        let base = parts.iter().map(|p| p.0).fold(0.0, f64::max);
+        let rest: f64 = parts.iter().map(|p| p.1).sum::<f64>()
+            - parts.iter().find(|p| p.0 == base).map_or(0.0, |p| p.1);
+        let e = (base + rest) / 1e3;
+        let m = ms(median(times)) * 1e3;
+        total_e += e;
+        total_m += m;
+        let _ = writeln!(
+            s,
+            "  {e:>9.1} us {m:>9.1} us {:>7.2}  {name}",
+            if e > 0.0 { m / e } else { f64::NAN }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  {total_e:>9.1} us {total_m:>9.1} us {:>7.2}  total",
+        if total_e > 0.0 {
+            total_m / total_e
+        } else {
+            f64::NAN
+        }
+    );
+    Ok(s)
+}

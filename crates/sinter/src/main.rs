@@ -123,6 +123,16 @@ enum Command {
     Explain {
         /// The `.sir` file.
         file: PathBuf,
+        /// Also compile the optimised graph, time it, and print each kernel's measured median
+        /// next to the cost model's estimate of the ops it runs.
+        #[arg(long)]
+        measure: bool,
+        /// Timed runs for `--measure`.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Threads for `--measure`.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// List the model zoo, or print one model's graph (`sinter zoo resnet18 > r18.sir`).
     Zoo {
@@ -297,11 +307,21 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Explain { file } => {
+        Command::Explain {
+            file,
+            measure,
+            runs,
+            threads,
+        } => {
             let g = load(&file)?;
             let text = sinter_rewrite::explain(&g, &sinter_rewrite::Options::default())
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             print!("{text}");
+            if measure {
+                let s = jit_cli::measure(&g, runs, threads)
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                print!("{s}");
+            }
             Ok(())
         }
         Command::Compile {
