@@ -497,8 +497,8 @@ impl<'b> Emitter<'_, 'b> {
         self.mat_addr(&arg, 1, len)
     }
 
-    /// A Winograd transform: a call of `sinter_winograd_input` or `sinter_winograd_output`
-    /// on whole buffers.
+    /// A Winograd transform: a call of `sinter_winograd_filter`, `sinter_winograd_input` or
+    /// `sinter_winograd_output` on whole buffers.
     fn winograd(&mut self, w: &WinogradCall) {
         let src = self.whole_addr(w.src, w.src_len());
         let dst = self.whole_addr(w.dst, w.dst_len());
@@ -506,6 +506,11 @@ impl<'b> Emitter<'_, 'b> {
         let threads = i(self, w.threads.max(1));
         let tile = i(self, w.tile);
         match &w.stage {
+            WinogradStage::Filter { co, ci } => {
+                let args = [tile, src, i(self, *co), i(self, *ci), dst, threads];
+                let f = self.func_ref(Extern::WinogradFilter);
+                self.b.ins().call(f, &args);
+            }
             WinogradStage::Input {
                 n,
                 c,

@@ -27,6 +27,8 @@ pub enum Extern {
     /// `sinter_microkernels::ffi::sinter_sgemm_conv`: a convolution of one image as GEMM with
     /// implicit im2col, with the epilogue.
     SgemmConv,
+    /// `sinter_microkernels::ffi::sinter_winograd_filter`: a Winograd filter transform.
+    WinogradFilter,
     /// `sinter_microkernels::ffi::sinter_winograd_input`: a Winograd input transform.
     WinogradInput,
     /// `sinter_microkernels::ffi::sinter_winograd_output`: a Winograd output transform with
@@ -36,7 +38,7 @@ pub enum Extern {
 
 impl Extern {
     /// Every import.
-    pub const ALL: [Extern; 10] = [
+    pub const ALL: [Extern; 11] = [
         Extern::Exp,
         Extern::Ln,
         Extern::Tanh,
@@ -45,6 +47,7 @@ impl Extern {
         Extern::Sgemm,
         Extern::SgemmEpilogue,
         Extern::SgemmConv,
+        Extern::WinogradFilter,
         Extern::WinogradInput,
         Extern::WinogradOutput,
     ];
@@ -60,6 +63,7 @@ impl Extern {
             Extern::Sgemm => "sinter_sgemm_threaded",
             Extern::SgemmEpilogue => "sinter_sgemm_epilogue",
             Extern::SgemmConv => "sinter_sgemm_conv",
+            Extern::WinogradFilter => "sinter_winograd_filter",
             Extern::WinogradInput => "sinter_winograd_input",
             Extern::WinogradOutput => "sinter_winograd_output",
         }
@@ -83,6 +87,8 @@ impl Extern {
             Extern::Sgemm => (GEMM.to_vec(), vec![]),
             Extern::SgemmEpilogue => ([&GEMM[..], &EPILOGUE].concat(), vec![]),
             Extern::SgemmConv => ([&CONV[..], &EPILOGUE].concat(), vec![]),
+            // m, w, co, ci, u, threads
+            Extern::WinogradFilter => (vec![I64; 6], vec![]),
             // m, x, n, c, h, w, pad_top, pad_left, pad_bottom, pad_right, v, threads
             Extern::WinogradInput => (vec![I64; 12], vec![]),
             // m, mm, n, co, oh, ow, bias, act, act_alpha, y, threads
@@ -105,6 +111,7 @@ impl Extern {
             Extern::Sgemm => sinter_microkernels::ffi::sinter_sgemm_threaded as *const u8,
             Extern::SgemmEpilogue => sinter_microkernels::ffi::sinter_sgemm_epilogue as *const u8,
             Extern::SgemmConv => sinter_microkernels::ffi::sinter_sgemm_conv as *const u8,
+            Extern::WinogradFilter => sinter_microkernels::ffi::sinter_winograd_filter as *const u8,
             Extern::WinogradInput => sinter_microkernels::ffi::sinter_winograd_input as *const u8,
             Extern::WinogradOutput => sinter_microkernels::ffi::sinter_winograd_output as *const u8,
         }

@@ -451,7 +451,7 @@ pub fn lower_op(
             *groups as usize,
         )?,
         Op::WinogradFilter { tile, transposed } => {
-            crate::winograd::filter(&mut k, ins, out, &ib, o, *tile, *transposed)?
+            crate::winograd::filter(&mut k, ins, out, &ib, o, *tile, *transposed, opt)?
         }
         Op::WinogradInput { tile, pad } => {
             crate::winograd::input(&mut k, ins, out, &ib, o, *tile, *pad, opt)?

@@ -4,10 +4,11 @@
 //! it is a loop nest over the tiles whose body loads the tile into scalar variables, forms the
 //! products as sums of the nonzero coefficients' terms (two stages, `L X` then `(L X) R^T`,
 //! the interpreter's order, so the portable path reproduces it) and stores the results.
-//! That is the whole lowering of the filter transform (folded at compile time for constant
-//! weights, and small beside the convolution in a training step) and the portable path of the
-//! others; with microkernels the input and output transforms are calls of
-//! `sinter_microkernels::winograd` ([`Stmt::Winograd`]), which vectorise across tiles.
+//! That is the portable path, and the lowering of the transposed filter transform (the input
+//! gradient's, in training steps); with microkernels the input, output and plain filter
+//! transforms are calls of `sinter_microkernels::winograd` ([`Stmt::Winograd`]), which
+//! vectorise. (Constant weights have their filter transform computed when the graph is
+//! compiled, so no kernel runs it.)
 
 use crate::loops::{Buf, Expr, Kernel, Stmt, Ty, Var, WinogradCall, WinogradStage, load};
 use crate::ops::{LowerOptions, dims4, idx4, nest};
@@ -75,7 +76,9 @@ fn sandwich(k: &mut Kernel, l: &[f32], x: &[Expr], s: usize, r: &[f32]) -> (Vec<
 }
 
 /// `U[t, co, ci] = (G g G^T)[t]` of each 3x3 filter (rotated and transposed with
-/// `transposed`).
+/// `transposed`, which stays a loop nest; the plain one is a microkernel call with
+/// microkernels).
+#[allow(clippy::too_many_arguments)] // the lowering's usual operands plus the op's attributes
 pub(crate) fn filter(
     k: &mut Kernel,
     ins: &[&TensorType],
@@ -84,11 +87,22 @@ pub(crate) fn filter(
     o: Buf,
     tile: i64,
     transposed: bool,
+    opt: LowerOptions,
 ) -> R<()> {
     let f = table(tile)?;
     let wd = dims4(ins[0])?;
     let (co_n, ci_n) = (out.shape[1], out.shape[2]);
     let w = ib[0];
+    if opt.microkernels && !transposed {
+        k.body.push(Stmt::Winograd(Box::new(WinogradCall {
+            stage: WinogradStage::Filter { co: co_n, ci: ci_n },
+            tile: f.m,
+            src: w,
+            dst: o,
+            threads: opt.threads,
+        })));
+        return Ok(());
+    }
     let body = nest(k, &[co_n, ci_n], "f", |k, idx| {
         let (co, ci) = (idx[0].clone(), idx[1].clone());
         let g: Vec<Expr> = (0..9)
