@@ -19,6 +19,14 @@
 //!   it as one, and the rewritten form (reshapes, a batched `matmul`, a separate bias `add`)
 //!   would be the same GEMM plus an extra elementwise kernel.
 //!
+//! - a matrix product with few columns (`n < 64`: a convolution on a small image, the
+//!   per-point products of a Winograd convolution, one column per tile) runs at
+//!   `sqrt(n / 64)` of its class's rate (measured; see [`op_cost`]);
+//! - the Winograd transforms are their own class; the filter transform of constant weights is
+//!   free (the runtime computes it once; `crate::extract::enode_cost`). The choice between
+//!   direct, F(2x2,3x3) and F(4x4,3x3) is held by a unit test to a table of measured times
+//!   ([`CONV3X3_CALIBRATION`]).
+//!
 //! [`op_cost`] is an exhaustive `match` over [`Op`]: a new op fails to compile here until it
 //! is given a class and a FLOP count.
 
