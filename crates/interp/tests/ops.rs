@@ -1450,6 +1450,17 @@ fn conv2d_weight_grad_is_the_adjoint_in_the_weight() {
     );
 }
 
+/// `max |got - want| / max |want|`.
+fn scaled_error(got: &Tensor, want: &Tensor) -> f32 {
+    let (a, b) = (got.as_f32().unwrap(), want.as_f32().unwrap());
+    let scale = b.iter().fold(1e-6f32, |s, v| s.max(v.abs()));
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max)
+        / scale
+}
+
 /// The Winograd chain `winograd_output(matmul(winograd_filter(w), winograd_input(x)), b)`
 /// equals `conv2d(x, w, b)` (3x3, stride 1) for both tile sizes, any padding up to 2 and
 /// ragged tiles; `transposed` filters reproduce the stride-1 `conv_transpose2d`. The error is
@@ -1489,14 +1500,7 @@ fn winograd_chain_is_conv2d() {
             let m = eval1(Op::Matmul {}, &[&u, &v]);
             let y = eval1(Op::WinogradOutput { tile, out }, &[&m, &bias]);
             assert_eq!(y.shape(), want.shape(), "case {case} tile {tile}");
-            let (a, b) = (y.as_f32().unwrap(), want.as_f32().unwrap());
-            let scale = b.iter().fold(1e-6f32, |s, v| s.max(v.abs()));
-            let err = a
-                .iter()
-                .zip(b)
-                .map(|(p, q)| (p - q).abs())
-                .fold(0.0, f32::max)
-                / scale;
+            let err = scaled_error(&y, &want);
             worst[slot] = worst[slot].max(err);
             assert!(
                 err <= [2e-6, 1e-5][slot],
@@ -1526,14 +1530,7 @@ fn winograd_chain_is_conv2d() {
         let v = eval1(Op::WinogradInput { tile: 2, pad }, &[&x]);
         let m = eval1(Op::Matmul {}, &[&u, &v]);
         let y = eval1(Op::WinogradOutput { tile: 2, out }, &[&m]);
-        let (a, b) = (y.as_f32().unwrap(), want.as_f32().unwrap());
-        let scale = b.iter().fold(1e-6f32, |s, v| s.max(v.abs()));
-        let err = a
-            .iter()
-            .zip(b)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f32::max)
-            / scale;
+        let err = scaled_error(&y, &want);
         assert!(err <= 2e-6, "case {case} transposed: error {err}");
     }
     eprintln!(

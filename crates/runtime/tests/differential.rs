@@ -642,6 +642,22 @@ fn vectorised_reductions_and_pools_are_exact() {
     }
 }
 
+/// `n` uniform values in [-1, 1) from the xorshift state, as a text-format constant list.
+fn literal(state: &mut u64, n: usize) -> String {
+    let v: Vec<String> = (0..n)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            format!(
+                "{:?}",
+                ((*state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            )
+        })
+        .collect();
+    format!("[{}]", v.join(", "))
+}
+
 /// Constant conv weights of implicit-im2col convolutions are packed once at compile time (`BufDecl::pack_a`) and the packed
 /// convolutions match the interpreter, normal and bounds-checked: groups, an output-channel
 /// count that is not a multiple of the 6-row panels, more rows than one cache block (150 >
@@ -650,20 +666,7 @@ fn vectorised_reductions_and_pools_are_exact() {
 #[test]
 fn constant_conv_weights_are_prepacked() {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut lit = |n: usize| -> String {
-        let v: Vec<String> = (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                format!(
-                    "{:?}",
-                    ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                )
-            })
-            .collect();
-        format!("[{}]", v.join(", "))
-    };
+    let mut lit = |n: usize| literal(&mut state, n);
     let src = format!(
         "graph @prepack {{ input %x: f32[2,6,9,7]  input %u: f32[1,24,6,5]
            const %w: f32[10,3,3,3] = {}
@@ -720,20 +723,7 @@ fn constant_conv_weights_are_prepacked() {
 #[test]
 fn constant_winograd_filters_are_folded_at_compile_time() {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut lit = |n: usize| -> String {
-        let v: Vec<String> = (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                format!(
-                    "{:?}",
-                    ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                )
-            })
-            .collect();
-        format!("[{}]", v.join(", "))
-    };
+    let mut lit = |n: usize| literal(&mut state, n);
     let src = format!(
         "graph @wfold {{ input %x: f32[1,5,6,7]  input %wi: f32[4,5,3,3]
            const %w: f32[4,5,3,3] = {}
