@@ -344,7 +344,9 @@ fn is_zero_const(graph: &Graph, v: Value, positive: bool) -> bool {
 
 /// `act_of[p]`: an activation whose input is the only use of the output of node `p`, a
 /// conv2d, gemm or matmul lowered to GEMM calls (the activation then runs in the GEMM driver's
-/// epilogue, [`loops::GemmEpilogue`]) or a conv_transpose2d (a loop at the end of its kernel);
+/// epilogue, [`loops::GemmEpilogue`]), a winograd_output (a plain activation in the output
+/// transform, a prelu or relu backward after it) or a conv_transpose2d (a loop at the end of
+/// its kernel);
 /// `p`'s own output is never stored. The activations: relu, leaky_relu, sigmoid, tanh, prelu,
 /// and the relu backward `select(greater(m, 0), y, 0)` of training steps (`m` the relu's
 /// output). A sigmoid stays out of the GEMM epilogue under `fast_math` (its polynomial `exp`
