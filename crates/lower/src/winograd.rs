@@ -4,10 +4,9 @@
 //! it is a loop nest over the tiles whose body loads the tile into scalar variables, forms the
 //! products as sums of the nonzero coefficients' terms (two stages, `L X` then `(L X) R^T`,
 //! the interpreter's order, so the portable path reproduces it) and stores the results.
-//! That is the portable path, and the lowering of the transposed filter transform (the input
-//! gradient's, in training steps); with microkernels the input, output and plain filter
-//! transforms are calls of `sinter_microkernels::winograd` ([`Stmt::Winograd`]), which
-//! vectorise. (Constant weights have their filter transform computed when the graph is
+//! That is the portable path; with microkernels the transforms are calls of
+//! `sinter_microkernels::winograd` ([`Stmt::Winograd`]), which vectorise (a transposed
+//! filter, an input gradient's in a training step, is rotated into conv2d layout first). (Constant weights have their filter transform computed when the graph is
 //! compiled, so no kernel runs it.)
 
 use crate::loops::{Buf, Expr, Kernel, Stmt, Ty, Var, WinogradCall, WinogradStage, load};
@@ -76,8 +75,8 @@ fn sandwich(k: &mut Kernel, l: &[f32], x: &[Expr], s: usize, r: &[f32]) -> (Vec<
 }
 
 /// `U[t, co, ci] = (G g G^T)[t]` of each 3x3 filter (rotated and transposed with
-/// `transposed`, which stays a loop nest; the plain one is a microkernel call with
-/// microkernels).
+/// `transposed`): with microkernels a call of the vectorised transform (after a loop that
+/// rotates a transposed weight into a scratch buffer), else a loop nest.
 #[allow(clippy::too_many_arguments)] // the lowering's usual operands plus the op's attributes
 pub(crate) fn filter(
     k: &mut Kernel,
@@ -93,11 +92,25 @@ pub(crate) fn filter(
     let wd = dims4(ins[0])?;
     let (co_n, ci_n) = (out.shape[1], out.shape[2]);
     let w = ib[0];
-    if opt.microkernels && !transposed {
+    if opt.microkernels {
+        // A transposed weight is first rotated into conv2d layout, a scratch buffer.
+        let src = if transposed {
+            let r = k.scratch("rotated", Ty::F32, co_n * ci_n * 9);
+            let body = nest(k, &[co_n, ci_n, 9], "r", |_, idx| {
+                let (co, ci, q) = (idx[0].clone(), idx[1].clone(), idx[2].clone());
+                let from = ((ci * c(co_n) + co.clone()) * c(9)) + (c(8) - q.clone());
+                let to = (co * c(ci_n) + idx[1].clone()) * c(9) + q;
+                vec![Stmt::Store(r, to, load(w, from))]
+            });
+            k.body.extend(body);
+            r
+        } else {
+            w
+        };
         k.body.push(Stmt::Winograd(Box::new(WinogradCall {
             stage: WinogradStage::Filter { co: co_n, ci: ci_n },
             tile: f.m,
-            src: w,
+            src,
             dst: o,
             threads: opt.threads,
         })));
