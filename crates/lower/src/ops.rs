@@ -49,7 +49,7 @@ impl Default for LowerOptions {
 type R<T> = Result<T, String>;
 
 /// `i64` constant.
-fn c(v: usize) -> Expr {
+pub(crate) fn c(v: usize) -> Expr {
     Expr::I(v as i64)
 }
 

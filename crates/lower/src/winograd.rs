@@ -10,7 +10,7 @@
 //! compiled, so no kernel runs it.)
 
 use crate::loops::{Buf, Expr, Kernel, Stmt, Ty, Var, WinogradCall, WinogradStage, load};
-use crate::ops::{LowerOptions, dims4, idx4, nest};
+use crate::ops::{LowerOptions, c, dims4, idx4, nest};
 use sinter_ir::TensorType;
 use sinter_ir::winograd::{Matrices, matrices, tiles};
 
@@ -18,10 +18,6 @@ type R<T> = Result<T, String>;
 
 fn table(tile: i64) -> R<Matrices> {
     matrices(tile).ok_or_else(|| format!("no Winograd tables for tile={tile}"))
-}
-
-fn c(v: usize) -> Expr {
-    Expr::I(v as i64)
 }
 
 /// `sum_k l[i*q + k] * x[k]` over the nonzero coefficients, in order (0 if none).
