@@ -42,6 +42,9 @@ pub(crate) struct Emitter<'a, 'b> {
     /// (see [`Emitter::hoist_invariants`]): `expr` returns these values instead of
     /// recomputing them on every iteration.
     pub(crate) hoisted: Vec<(Expr, cranelift_codegen::ir::StackSlot)>,
+    /// The function's `lo` and `hi` parameters: the range of the kernel's parallel loop
+    /// ([`Kernel::parallel`]) this call runs.
+    pub(crate) range: (Value, Value),
 }
 
 /// Adds to `out` every variable `body` assigns (by `Set` or as a loop counter), at any depth.
@@ -190,6 +193,13 @@ impl<'b> Emitter<'_, 'b> {
                 }
                 let mark = self.hoisted.len();
                 self.hoist_invariants(*var, body);
+                if self.k.parallel.is_some_and(|p| p.var == *var) {
+                    // One piece's range of the loop, in the parameters.
+                    let (lo, hi) = self.range;
+                    self.loop_between(*var, lo, hi, body);
+                    self.hoisted.truncate(mark);
+                    return;
+                }
                 let mut start = 0;
                 if *extent >= 4 && crate::vector::vectorizable(self.k, *var, body) {
                     start = extent / 4 * 4;
@@ -253,6 +263,27 @@ impl<'b> Emitter<'_, 'b> {
         self.b.switch_to_block(header);
         let cur = self.b.use_var(v);
         let go = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, cur, extent);
+        self.b.ins().brif(go, body_b, &[], exit, &[]);
+        self.b.switch_to_block(body_b);
+        self.stmts(body);
+        let cur = self.b.use_var(v);
+        let next = self.b.ins().iadd_imm_s(cur, 1);
+        self.b.def_var(v, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+    }
+
+    /// `for var in lo..hi { body }` with bounds known at run time.
+    fn loop_between(&mut self, var: sinter_lower::loops::Var, lo: Value, hi: Value, body: &[Stmt]) {
+        let v = self.vars[var.0 as usize];
+        let header = self.b.create_block();
+        let body_b = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.def_var(v, lo);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let cur = self.b.use_var(v);
+        let go = self.b.ins().icmp(IntCC::SignedLessThan, cur, hi);
         self.b.ins().brif(go, body_b, &[], exit, &[]);
         self.b.switch_to_block(body_b);
         self.stmts(body);
@@ -759,21 +790,25 @@ impl<'b> Emitter<'_, 'b> {
 }
 
 /// Declares the kernel's parameter and the entry block; returns the buffer base addresses.
-pub(crate) fn entry(b: &mut FunctionBuilder<'_>, k: &Kernel) -> (Block, Vec<Value>) {
+pub(crate) fn entry(
+    b: &mut FunctionBuilder<'_>,
+    k: &Kernel,
+) -> (Block, Vec<Value>, (Value, Value)) {
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     let table = b.block_params(entry)[0];
+    let range = (b.block_params(entry)[1], b.block_params(entry)[2]);
     let bases = (0..k.bufs.len())
         .map(|i| {
             b.ins()
                 .load(types::I64, MemFlagsData::trusted(), table, (8 * i) as i32)
         })
         .collect();
-    (entry, bases)
+    (entry, bases, range)
 }
 
-/// The kernel signature's parameter and return types.
-pub(crate) fn signature_params() -> (AbiParam, AbiParam) {
-    (AbiParam::new(types::I64), AbiParam::new(types::I32))
+/// The kernel signature's parameter types (the buffer table, `lo`, `hi`) and return type.
+pub(crate) fn signature_params() -> ([AbiParam; 3], AbiParam) {
+    ([AbiParam::new(types::I64); 3], AbiParam::new(types::I32))
 }

@@ -68,14 +68,17 @@ pub enum JitError {
     },
 }
 
-/// Entry point of a compiled kernel: `bufs[i]` is buffer `i`'s base address. Returns 0, `1 +
-/// code` for a failed data check, or `-1 - i` for an out-of-bounds access to buffer `i`.
-pub type KernelFn = unsafe extern "C" fn(bufs: *const *mut u8) -> i32;
+/// Entry point of a compiled kernel: `bufs[i]` is buffer `i`'s base address; `lo..hi` is the
+/// range of the kernel's parallel loop to run (ignored by a kernel without one). Returns 0,
+/// `1 + code` for a failed data check, or `-1 - i` for an out-of-bounds access to buffer `i`.
+pub type KernelFn = unsafe extern "C" fn(bufs: *const *mut u8, lo: i64, hi: i64) -> i32;
 
 /// Compiled kernels and the executable memory that holds them.
 pub struct Module {
     module: Option<JITModule>,
     fns: Vec<KernelFn>,
+    /// Each kernel's whole parallel loop (`0..extent`; `(0, 0)` for a kernel without one).
+    whole: Vec<(i64, i64)>,
     /// Cranelift IR text of each kernel, when asked for.
     pub clif: Vec<String>,
     /// Machine code of each kernel as text (Cranelift's listing of the final x64 or aarch64
@@ -109,9 +112,26 @@ impl Module {
     /// (and writes, for output buffers) of the buffer's declared length in elements, and output
     /// buffers must not overlap any other buffer of the call.
     pub unsafe fn call(&self, i: usize, bufs: &[*mut u8]) -> i32 {
-        // SAFETY: the caller guarantees the buffer table; the function was finalised by
-        // `compile` and its memory lives as long as `self.module`.
-        unsafe { (self.fns[i])(bufs.as_ptr()) }
+        // SAFETY: as for `call_range`; the whole loop is one range.
+        unsafe { self.call_range(i, bufs, self.whole[i]) }
+    }
+
+    /// Kernel `i`'s entry point, for calls from several threads (a `Module` itself is not
+    /// `Sync`: Cranelift's module state is not). The pointer is valid while `self` lives.
+    pub fn entry(&self, i: usize) -> KernelFn {
+        self.fns[i]
+    }
+
+    /// Runs the iterations `lo..hi` of kernel `i`'s parallel loop (`Kernel::parallel`); the
+    /// whole kernel if it has none.
+    ///
+    /// # Safety
+    /// As [`Module::call`], and `lo..hi` must lie within the parallel loop's `0..extent`
+    /// (any range for a kernel without one).
+    pub unsafe fn call_range(&self, i: usize, bufs: &[*mut u8], (lo, hi): (i64, i64)) -> i32 {
+        // SAFETY: the caller guarantees the buffer table and the range; the function was
+        // finalised by `compile` and its memory lives as long as `self.module`.
+        unsafe { (self.fns[i])(bufs.as_ptr(), lo, hi) }
     }
 }
 
@@ -171,10 +191,10 @@ pub fn compile(kernels: &[Kernel], opts: Options, keep_clif: bool) -> Result<Mod
     for (i, k) in kernels.iter().enumerate() {
         let t0 = Instant::now();
         let (p, r) = signature_params();
-        ctx.func.signature.params.push(p);
+        ctx.func.signature.params.extend(p);
         ctx.func.signature.returns.push(r);
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let (_, bases) = entry(&mut b, k);
+        let (_, bases, range) = entry(&mut b, k);
         let vars = k
             .vars
             .iter()
@@ -193,6 +213,7 @@ pub fn compile(kernels: &[Kernel], opts: Options, keep_clif: bool) -> Result<Mod
             externs: &mut declare,
             extern_refs: HashMap::new(),
             hoisted: Vec::new(),
+            range,
         };
         em.emit_kernel();
         b.seal_all_blocks();
@@ -226,13 +247,17 @@ pub fn compile(kernels: &[Kernel], opts: Options, keep_clif: bool) -> Result<Mod
         .map(|&id| {
             let p = module.get_finalized_function(id);
             // SAFETY: `p` is the finalised code of a function built above with exactly the
-            // `KernelFn` signature (one pointer-sized parameter, an i32 result, C ABI default).
+            // `KernelFn` signature (three 64-bit parameters, an i32 result, C ABI default).
             unsafe { std::mem::transmute::<*const u8, KernelFn>(p) }
         })
         .collect();
     Ok(Module {
         module: Some(module),
         fns,
+        whole: kernels
+            .iter()
+            .map(|k| k.parallel.map_or((0, 0), |p| (0, p.extent)))
+            .collect(),
         clif,
         asm,
         compile_times: times,

@@ -10,6 +10,7 @@
 mod fuse;
 pub mod loops;
 pub mod ops;
+pub mod parallel;
 mod winograd;
 
 pub use loops::{Buf, BufDecl, Expr, Kernel, Stmt, Ty};
@@ -191,6 +192,9 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
             args,
             nodes: covered,
         });
+    }
+    for s in &mut steps {
+        parallel::parallelize(&mut s.kernel, opt.threads, opt.parallel_min_work);
     }
     Ok(Program { steps })
 }

@@ -433,7 +433,9 @@ pub struct BufDecl {
     /// Whether the kernel writes it.
     pub output: bool,
     /// A kernel-private temporary (e.g. an im2col matrix): the runtime gives it arena space
-    /// for the kernel's duration only; it is bound to no graph value.
+    /// for the kernel's duration only; it is bound to no graph value. Its contents do not
+    /// carry from one iteration of a kernel's [`Kernel::parallel`] loop to the next (every
+    /// iteration writes what it reads of it first), so each thread may have its own copy.
     pub scratch: bool,
     /// Bound to a constant that the runtime packs once, at compile time, into the GEMM
     /// driver's panel layout: `groups` row-major `m x k` matrices (the constant's elements, in
@@ -473,6 +475,31 @@ pub struct Kernel {
     pub body: Vec<Stmt>,
     /// Data-error messages, indexed by [`Stmt::Check`] codes.
     pub errors: Vec<String>,
+    /// The loop whose iterations the runtime may run on several threads (set by
+    /// [`crate::parallel::parallelize`], which proves them independent).
+    pub parallel: Option<Parallel>,
+}
+
+/// A loop of a kernel split across threads: the runtime calls the kernel once per piece with
+/// a range of the loop's counter (each piece with its own scratch buffers), and the kernel
+/// runs that range of the loop instead of `0..extent`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parallel {
+    /// The loop's counter.
+    pub var: Var,
+    /// The loop's trip count.
+    pub extent: i64,
+    /// Pieces to split it into (at most `extent`).
+    pub pieces: usize,
+}
+
+impl Parallel {
+    /// The counter range of piece `i`: `extent` split as evenly as it goes.
+    pub fn range(&self, i: usize) -> (i64, i64) {
+        let p = self.pieces as i64;
+        let i = i as i64;
+        (self.extent * i / p, self.extent * (i + 1) / p)
+    }
 }
 
 impl Kernel {
@@ -484,6 +511,7 @@ impl Kernel {
             vars: Vec::new(),
             body: Vec::new(),
             errors: Vec::new(),
+            parallel: None,
         }
     }
 
@@ -707,7 +735,15 @@ fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'
     for s in body {
         match s {
             Stmt::For { var, extent, body } => {
-                writeln!(f, "{pad}for {} in 0..{extent} {{", k.vars[var.0 as usize].0)?;
+                let par = match k.parallel {
+                    Some(p) if p.var == *var => format!(" parallel({})", p.pieces),
+                    _ => String::new(),
+                };
+                writeln!(
+                    f,
+                    "{pad}for {} in 0..{extent}{par} {{",
+                    k.vars[var.0 as usize].0
+                )?;
                 print_stmts(k, body, depth + 1, f)?;
                 writeln!(f, "{pad}}}")?;
             }

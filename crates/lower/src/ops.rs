@@ -33,6 +33,10 @@ pub struct LowerOptions {
     /// the image), smaller ones built by the kernel (see [`IMPLICIT_IM2COL_BYTES`], the
     /// default; tests set 0 to run every convolution through the implicit path).
     pub implicit_im2col_bytes: usize,
+    /// With more than one thread, kernels estimated to do at least this much work run their
+    /// parallel loop in pieces (see [`crate::parallel`]; the default is
+    /// [`crate::parallel::MIN_WORK`], tests set 0 to split every kernel that can be).
+    pub parallel_min_work: u64,
 }
 
 impl Default for LowerOptions {
@@ -42,6 +46,7 @@ impl Default for LowerOptions {
             microkernels: true,
             threads: 1,
             implicit_im2col_bytes: IMPLICIT_IM2COL_BYTES,
+            parallel_min_work: crate::parallel::MIN_WORK,
         }
     }
 }

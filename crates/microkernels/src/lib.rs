@@ -76,6 +76,13 @@ pub use driver::{
     sgemm_with_isa,
 };
 pub use ffi::symbols;
+
+/// Runs `f(0)`, ..., `f(shares - 1)` on the process-wide worker pool that threaded GEMM calls
+/// use (the calling thread takes part; see the pool's notes for why not a crate), returning
+/// when all have finished: how the runtime runs a kernel's parallel loop in pieces.
+pub fn parallel_for<F: Fn(usize) + Sync>(shares: usize, f: F) {
+    pool::run(shares, f)
+}
 pub use im2col::ConvGeom;
 pub use isa::Isa;
 pub use layout::{KC, MC, MR, NC, NR};

@@ -166,6 +166,28 @@ enum Loc {
 struct StepInfo {
     args: Vec<Loc>,
     location: String,
+    /// The kernel's parallel loop, and per buffer the bytes between pieces' copies of it
+    /// (each scratch buffer has one copy per piece; 0 for every other buffer).
+    parallel: Option<(sinter_lower::loops::Parallel, Vec<usize>)>,
+}
+
+/// A kernel's buffer table, read by the threads that run the pieces of its parallel loop.
+struct SharedTable<'a>(&'a [*mut u8]);
+
+// SAFETY: the table is only read; what the pointers address is governed by the kernel's
+// independence proof (see the parallel call in `run_profiled`).
+unsafe impl Sync for SharedTable<'_> {}
+
+impl SharedTable<'_> {
+    fn get(&self) -> &[*mut u8] {
+        self.0
+    }
+}
+
+/// Bytes of one piece's copy of a scratch buffer of a parallel kernel (aligned like every
+/// arena range).
+fn scratch_piece_bytes(b: &sinter_lower::BufDecl) -> usize {
+    (b.len * b.ty.size()).div_ceil(plan::ALIGN) * plan::ALIGN
 }
 
 /// Bytes with 8-byte alignment (so any element type can be read in place).
@@ -492,10 +514,11 @@ impl Compiled {
         let mut scratch: Vec<Vec<usize>> = Vec::new();
         for (s, step) in program.steps.iter().enumerate() {
             scratch.push(Vec::new());
+            let pieces = step.kernel.parallel.map_or(1, |p| p.pieces);
             for b in step.kernel.bufs.iter().filter(|b| b.scratch) {
                 scratch[s].push(reqs.len());
                 reqs.push(plan::Request {
-                    bytes: b.len * b.ty.size(),
+                    bytes: scratch_piece_bytes(b) * pieces,
                     first: s,
                     last: s,
                 });
@@ -586,7 +609,20 @@ impl Compiled {
                     }
                 })
                 .collect();
-            steps.push(StepInfo { args, location });
+            let parallel = step.kernel.parallel.map(|p| {
+                let strides = step
+                    .kernel
+                    .bufs
+                    .iter()
+                    .map(|b| if b.scratch { scratch_piece_bytes(b) } else { 0 })
+                    .collect();
+                (p, strides)
+            });
+            steps.push(StepInfo {
+                args,
+                location,
+                parallel,
+            });
             errors.push(step.kernel.errors.clone());
             buf_names.push(step.kernel.bufs.iter().map(|b| b.name.clone()).collect());
         }
@@ -714,12 +750,47 @@ impl Compiled {
             table.clear();
             table.extend(step.args.iter().map(|&l| resolve(l)));
             let t0 = Instant::now();
-            // SAFETY: each pointer is an input tensor (checked to have exactly the graph's
-            // type, which is the type the kernel was lowered with), a constant of that type,
-            // or an arena range the plan sized for the value's type. Output buffers are always
-            // arena ranges, and the plan never overlaps a step's outputs with any value live in
-            // that step (its inputs included). Kernels never write non-output buffers.
-            let ret = unsafe { self.module.call(s, &table) };
+            let ret = match &step.parallel {
+                Some((par, strides)) if par.pieces > 1 => {
+                    // The first nonzero return of any piece (the pieces are independent, so
+                    // which error is reported when several fail does not matter).
+                    let first = std::sync::atomic::AtomicI32::new(0);
+                    let shared = SharedTable(&table);
+                    let entry = self.module.entry(s);
+                    sinter_microkernels::parallel_for(par.pieces, |i| {
+                        let own: Vec<*mut u8> = shared
+                            .get()
+                            .iter()
+                            .zip(strides)
+                            .map(|(&p, &st)| p.wrapping_add(i * st))
+                            .collect();
+                        // SAFETY: as for the whole call below; in addition the kernel's
+                        // parallel loop was proved to have independent iterations (disjoint
+                        // output ranges, nothing carried between iterations), piece `i` runs
+                        // a range of it within `0..extent`, and its scratch buffers are its
+                        // own copies (the plan sized each scratch request for every piece).
+                        // The module outlives this call (`self` is borrowed throughout).
+                        let (lo, hi) = par.range(i);
+                        let r = unsafe { entry(own.as_ptr(), lo, hi) };
+                        if r != 0 {
+                            let _ = first.compare_exchange(
+                                0,
+                                r,
+                                std::sync::atomic::Ordering::Relaxed,
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
+                        }
+                    });
+                    first.into_inner()
+                }
+                // SAFETY: each pointer is an input tensor (checked to have exactly the graph's
+                // type, which is the type the kernel was lowered with), a constant of that
+                // type, or an arena range the plan sized for the value's type. Output buffers
+                // are always arena ranges, and the plan never overlaps a step's outputs with
+                // any value live in that step (its inputs included). Kernels never write
+                // non-output buffers.
+                _ => unsafe { self.module.call(s, &table) },
+            };
             if let Some(t) = times.as_deref_mut() {
                 if t.len() < self.steps.len() {
                     t.resize(self.steps.len(), Duration::ZERO);

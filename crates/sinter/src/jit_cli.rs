@@ -27,11 +27,17 @@ pub fn run(g: &Graph, feeds: &HashMap<String, Tensor>) -> Result<Vec<(String, Te
 }
 
 /// `sinter compile`: the generated code, and compile times with `timings`.
-pub fn compile(g: &Graph, emit: Option<Emit>, timings: bool) -> Result<String, String> {
+pub fn compile(
+    g: &Graph,
+    emit: Option<Emit>,
+    timings: bool,
+    threads: usize,
+) -> Result<String, String> {
     let mut opts = CompileOptions {
         keep_clif: emit == Some(Emit::Clif),
         ..CompileOptions::default()
     };
+    opts.lower.threads = threads.max(1);
     opts.jit.keep_asm = emit == Some(Emit::Asm);
     let c = Compiled::new(g, opts).map_err(|e| e.to_string())?;
     let mut s = String::new();

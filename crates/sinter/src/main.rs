@@ -74,6 +74,9 @@ enum Command {
         /// Print compile times per kernel and the memory plan.
         #[arg(long)]
         timings: bool,
+        /// Threads the kernels are lowered for (parallel loops, threaded GEMM calls).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Time a JIT-compiled graph (or, with `--train`, one training step of it): median of
     /// repeated runs after warm-up, per-kernel times.
@@ -328,9 +331,10 @@ fn run(cli: Cli) -> Result<(), String> {
             file,
             emit,
             timings,
+            threads,
         } => {
             let g = load(&file)?;
-            let s = jit_cli::compile(&g, emit, timings)
+            let s = jit_cli::compile(&g, emit, timings, threads)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             print!("{s}");
             Ok(())
