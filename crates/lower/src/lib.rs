@@ -572,6 +572,8 @@ fn trailing_act(
     if failed {
         return Err(format!("internal: `{}` is not elementwise", op.name()));
     }
+    // Into the loop over images when that is proved valid, so the kernel stays parallel.
+    parallel::sink_trailing_map(kernel, o, out.numel());
     Ok(())
 }
 

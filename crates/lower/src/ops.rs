@@ -1754,7 +1754,10 @@ fn add_channel_bias(k: &mut Kernel, o: Buf, od: [usize; 4], bias: Buf) {
 
 /// conv_transpose2d as GEMM per image and group, then col2im: `cols (C_out/g*kH*kW x H*W) =
 /// w[g]^T * x[b, g]` (the weight read transposed through its strides), and each `cols`
-/// element is added to the output position its tap reaches (if inside). The bias follows.
+/// element is added to the output position its tap reaches (if inside), into the group's
+/// channels zeroed first; then the image's bias. Everything for image `b` happens in
+/// iteration `b` of the outer loop, so images can run on different threads
+/// ([`crate::parallel`]).
 #[allow(clippy::too_many_arguments)]
 fn gemm_conv_transpose2d(
     k: &mut Kernel,
@@ -1771,36 +1774,55 @@ fn gemm_conv_transpose2d(
     let od = dims4(out)?;
     let [n, c_in, h, w] = xd;
     let [_, cog, kh, kw] = wd;
+    let [_, c_out, oh, ow] = od;
     let groups = groups.max(1);
     let cig = c_in / groups;
-    let (rows, hw) = (cog * kh * kw, h * w);
+    let (rows, hw, ohw) = (cog * kh * kw, h * w, oh * ow);
     let cols = k.scratch("cols", Ty::F32, rows * hw);
-    fill(k, o, out.numel(), Expr::F(0.0));
     let (x, wb) = (ib[0], ib[1]);
-    let s = nest(k, &[n, groups], "g", |k, bg| {
-        let (b, g) = (bg[0].clone(), bg[1].clone());
-        let mut s = vec![Stmt::Gemm(Box::new(GemmCall {
-            m: rows,
-            n: hw,
-            k: cig,
-            alpha: 1.0,
-            beta: 0.0,
-            // A = w[g]^T: element (p, q) is w[g * cig + q, p].
-            a: mat(wb, g.clone() * c(cig * rows), 1, rows),
-            b: mat(x, (b.clone() * c(c_in) + g.clone() * c(cig)) * c(hw), hw, 1),
-            c: mat(cols, Expr::I(0), hw, 1),
-            threads,
-            epilogue: GemmEpilogue::default(),
-            im2col: None,
-            a_packed: false,
-        }))];
-        s.extend(col2im(k, (cols, [cog, kh, kw, h, w]), (o, od), (b, g), ax));
+    let per_image = for_(k, "b", n, |k, b| {
+        let mut s = vec![for_(k, "g", groups, |k, g| {
+            let first = (b.clone() * c(c_out) + g.clone() * c(cog)) * c(ohw);
+            let mut s = vec![
+                for_(k, "z", cog * ohw, |_, z| {
+                    vec![Stmt::Store(o, first.clone() + z, Expr::F(0.0))]
+                }),
+                Stmt::Gemm(Box::new(GemmCall {
+                    m: rows,
+                    n: hw,
+                    k: cig,
+                    alpha: 1.0,
+                    beta: 0.0,
+                    // A = w[g]^T: element (p, q) is w[g * cig + q, p].
+                    a: mat(wb, g.clone() * c(cig * rows), 1, rows),
+                    b: mat(x, (b.clone() * c(c_in) + g.clone() * c(cig)) * c(hw), hw, 1),
+                    c: mat(cols, Expr::I(0), hw, 1),
+                    threads,
+                    epilogue: GemmEpilogue::default(),
+                    im2col: None,
+                    a_packed: false,
+                })),
+            ];
+            s.extend(col2im(
+                k,
+                (cols, [cog, kh, kw, h, w]),
+                (o, od),
+                (b.clone(), g),
+                ax,
+            ));
+            s
+        })];
+        if let Some(&bias) = ib.get(2) {
+            s.push(for_(k, "c", c_out, |k, ch| {
+                let row = (b.clone() * c(c_out) + ch.clone()) * c(ohw);
+                vec![for_(k, "p", ohw, |_, p| {
+                    vec![accumulate(o, row + p, load(bias, ch))]
+                })]
+            }));
+        }
         s
     });
-    k.body.extend(s);
-    if let Some(&bb) = ib.get(2) {
-        add_channel_bias(k, o, od, bb);
-    }
+    k.body.push(per_image);
     Ok(())
 }
 

@@ -268,9 +268,14 @@ struct Scope {
 /// Whether the iterations of the loop over `v` (the kernel's candidate) are independent (see
 /// the module docs).
 fn independent(k: &Kernel, v: Var) -> bool {
-    let Some(body) = loop_body(&k.body, v) else {
-        return false;
-    };
+    blocks(k, &k.body, v).is_some()
+}
+
+/// If the iterations of the loop over `v` (the candidate of the statements `top`) are
+/// independent, the block stride of each buffer they write (`None` for buffers not written,
+/// and for scratch buffers).
+fn blocks(k: &Kernel, top: &[Stmt], v: Var) -> Option<Vec<Option<i128>>> {
+    let body = loop_body(top, v)?;
     let n = k.vars.len();
     let mut s = Scope {
         known: vec![None; n],
@@ -282,14 +287,14 @@ fn independent(k: &Kernel, v: Var) -> bool {
     };
     count_assignments(body, &mut s.assignments);
     if s.assignments[v.0 as usize] != 0 {
-        return false;
+        return None;
     }
     // The enclosing loops of one iteration hold 0; `v` is the counter itself.
     let mut outer = Vec::new();
-    enclosing(&k.body, v, &mut outer);
+    enclosing(top, v, &mut outer);
     for o in outer {
         if s.assignments[o.0 as usize] != 0 {
-            return false;
+            return None;
         }
         s.known[o.0 as usize] = Some(Affine::constant(0));
         s.defined[o.0 as usize] = true;
@@ -302,7 +307,7 @@ fn independent(k: &Kernel, v: Var) -> bool {
     s.defined[v.0 as usize] = true;
     s.stmts(body);
     if !s.ok {
-        return false;
+        return None;
     }
     // Each buffer written: every access within one stride's block.
     let mut stride: Vec<Option<i128>> = vec![None; k.bufs.len()];
@@ -312,17 +317,88 @@ fn independent(k: &Kernel, v: Var) -> bool {
             continue;
         }
         if !a.ok {
-            return false;
+            return None;
         }
-        let Some(f) = a.at else {
-            return false;
-        };
+        let f = a.at?;
         let st = *stride[b].get_or_insert(f.coef);
         if st <= 0 || f.coef != st || f.lo < 0 || f.hi + a.span as i128 >= st {
-            return false;
+            return None;
         }
     }
+    Some(stride)
+}
+
+/// Moves an elementwise pass over the whole output `out` (`numel` elements) that follows the
+/// kernel's loop over images into that loop: `[for b in 0..n { ... }, for i in 0..numel {
+/// f(i) }]` becomes `[for b in 0..n { ...; for j in 0..numel/n { f(b * numel/n + j) } }]`.
+/// Valid when iteration `b` is proved to be the only one touching image `b` of `out` (a block
+/// of `numel/n` elements; see [`blocks`]) and `f(i)` writes `out[i]` reading only element `i`
+/// of `out`: image `b` is final at the end of its iteration. How an activation after a
+/// transposed convolution (a trailing pass, not a GEMM epilogue) stays in the parallel loop.
+/// Returns whether it moved.
+pub(crate) fn sink_trailing_map(k: &mut Kernel, out: Buf, numel: usize) -> bool {
+    let [
+        Stmt::For {
+            var: b, extent: n, ..
+        },
+        Stmt::For {
+            var: i,
+            extent,
+            body: map,
+        },
+    ] = k.body.as_slice()
+    else {
+        return false;
+    };
+    let (b, n, i, extent, map) = (*b, *n, *i, *extent, map.clone());
+    if extent != numel as i64 || n < 2 || numel as i64 % n != 0 || !reads_out_at(&map, out, i) {
+        return false;
+    }
+    let per = numel as i64 / n;
+    let Some(strides) = blocks(k, &k.body[..1], b) else {
+        return false;
+    };
+    if strides[out.0 as usize] != Some(per as i128) {
+        return false;
+    }
+    let j = k.var("j", crate::loops::Ty::I64);
+    let index = Expr::Var(b) * Expr::I(per) + Expr::Var(j);
+    let moved = Stmt::For {
+        var: j,
+        extent: per,
+        body: map.iter().map(|s| subst_stmt(s, i, &index)).collect(),
+    };
+    k.body.pop();
+    let Stmt::For { body, .. } = &mut k.body[0] else {
+        unreachable!("matched above")
+    };
+    body.push(moved);
     true
+}
+
+/// Whether `body` (of a loop over `i`) is `Set`s then one store to `out[i]`, and reads `out`
+/// only at `i`.
+fn reads_out_at(body: &[Stmt], out: Buf, i: Var) -> bool {
+    fn loads_ok(e: &Expr, out: Buf, i: Var) -> bool {
+        match e {
+            Expr::Load(b, at) => (*b != out || **at == Expr::Var(i)) && loads_ok(at, out, i),
+            Expr::Var(_) | Expr::I(_) | Expr::F(_) | Expr::B(_) => true,
+            Expr::Un(_, a) => loads_ok(a, out, i),
+            Expr::Bin(_, a, b) => loads_ok(a, out, i) && loads_ok(b, out, i),
+            Expr::Select(c, a, b) => {
+                loads_ok(c, out, i) && loads_ok(a, out, i) && loads_ok(b, out, i)
+            }
+        }
+    }
+    let Some((Stmt::Store(b, at, e), sets)) = body.split_last() else {
+        return false;
+    };
+    *b == out
+        && *at == Expr::Var(i)
+        && loads_ok(e, out, i)
+        && sets
+            .iter()
+            .all(|s| matches!(s, Stmt::Set(_, e) if loads_ok(e, out, i)))
 }
 
 /// The loop counters of the single-iteration loops around the loop over `v`.
@@ -405,7 +481,12 @@ impl Scope {
             Stmt::If(c, a, b) => {
                 self.expr(c);
                 let before = self.defined.clone();
+                // Inside the `then` branch, bounds the condition puts on variables hold
+                // (col2im's `if 0 <= oy < oh`).
+                let saved = self.known.clone();
+                self.narrow(c);
                 self.stmts(a);
+                self.known = saved;
                 let after_a = std::mem::replace(&mut self.defined, before);
                 self.stmts(b);
                 // Defined after the `if` only when both branches define it.
@@ -464,6 +545,36 @@ impl Scope {
             &g.epilogue.act
         {
             self.matrix(a, g.m, g.n, false)
+        }
+    }
+
+    /// Narrows the ranges of variables (not depending on the parallel counter) by the
+    /// conjuncts `var >= c`, `var > c`, `var < c`, `var <= c` of a condition known to hold.
+    fn narrow(&mut self, cond: &Expr) {
+        let Expr::Bin(op, a, b) = cond else {
+            return;
+        };
+        if *op == BinOp::And {
+            self.narrow(a);
+            self.narrow(b);
+            return;
+        }
+        let (Expr::Var(x), Expr::I(c)) = (&**a, &**b) else {
+            return;
+        };
+        let Some(f) = self.known[x.0 as usize].as_mut() else {
+            return;
+        };
+        if f.coef != 0 {
+            return;
+        }
+        let c = *c as i128;
+        match op {
+            BinOp::Ge => f.lo = f.lo.max(c),
+            BinOp::Gt => f.lo = f.lo.max(c + 1),
+            BinOp::Lt => f.hi = f.hi.min(c - 1),
+            BinOp::Le => f.hi = f.hi.min(c),
+            _ => {}
         }
     }
 

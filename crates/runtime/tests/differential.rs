@@ -276,6 +276,7 @@ fn every_op_matches_the_interpreter_implicit_im2col() {
 #[test]
 fn every_op_matches_the_interpreter_threaded() {
     let mut split = 0;
+    let mut names: Vec<String> = Vec::new();
     for (i, g) in graphs().iter().enumerate() {
         for (seed, mut opts) in [CompileOptions::default(), CompileOptions::checked()]
             .into_iter()
