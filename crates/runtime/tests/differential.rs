@@ -291,18 +291,26 @@ fn every_op_matches_the_interpreter_threaded() {
             check(g, &inputs, opts, tol(g));
             if seed == 0 {
                 let c = Compiled::new(g, opts).unwrap();
-                split += c
+                for s in c
                     .program
                     .steps
                     .iter()
                     .filter(|s| s.kernel.parallel.is_some())
-                    .count();
+                {
+                    split += 1;
+                    names.push(s.kernel.name.clone());
+                }
             }
         }
     }
     assert!(
         split >= 50,
         "only {split} kernels were split across threads"
+    );
+    // A transposed convolution's trailing activation moves into its loop over images.
+    assert!(
+        names.iter().any(|n| n == "conv_transpose2d_tanh_dt"),
+        "{names:?}"
     );
 }
 
