@@ -405,6 +405,10 @@ impl<'b> Emitter<'_, 'b> {
             self.gemm_conv(g);
             return;
         }
+        if g.b_packed {
+            self.gemm_packed_b(g);
+            return;
+        }
         let pa = self.mat_addr(&g.a, g.m, g.k);
         let pb = self.mat_addr(&g.b, g.k, g.n);
         let pc = self.mat_addr(&g.c, g.m, g.n);
@@ -434,6 +438,34 @@ impl<'b> Emitter<'_, 'b> {
         let mut args = args.to_vec();
         args.extend(self.epilogue_args(g));
         let f = self.func_ref(Extern::SgemmEpilogue);
+        self.b.ins().call(f, &args);
+    }
+
+    /// A GEMM whose B was packed at compile time (the whole packed buffer is checked in
+    /// bounds-checked mode).
+    fn gemm_packed_b(&mut self, g: &GemmCall) {
+        let pa = self.mat_addr(&g.a, g.m, g.k);
+        let len = self.k.bufs[g.b.buf.0 as usize].len;
+        let pb = self.whole_addr(g.b.buf, len);
+        let pc = self.mat_addr(&g.c, g.m, g.n);
+        let i = |s: &mut Self, v: i64| s.b.ins().iconst(types::I64, v);
+        let mut args = vec![
+            i(self, g.m as i64),
+            i(self, g.n as i64),
+            i(self, g.k as i64),
+            self.f32c(g.alpha),
+            pa,
+            i(self, g.a.rs),
+            i(self, g.a.cs),
+            pb,
+            self.f32c(g.beta),
+            pc,
+            i(self, g.c.rs),
+            i(self, g.c.cs),
+            i(self, g.threads.max(1) as i64),
+        ];
+        args.extend(self.epilogue_args(g));
+        let f = self.func_ref(Extern::SgemmPackedB);
         self.b.ins().call(f, &args);
     }
 

@@ -27,6 +27,9 @@ pub enum Extern {
     /// `sinter_microkernels::ffi::sinter_sgemm_conv`: a convolution of one image as GEMM with
     /// implicit im2col, with the epilogue.
     SgemmConv,
+    /// `sinter_microkernels::ffi::sinter_sgemm_packed_b`: the GEMM driver with B packed at
+    /// compile time, with the epilogue.
+    SgemmPackedB,
     /// `sinter_microkernels::ffi::sinter_winograd_filter`: a Winograd filter transform.
     WinogradFilter,
     /// `sinter_microkernels::ffi::sinter_winograd_input`: a Winograd input transform.
@@ -38,7 +41,7 @@ pub enum Extern {
 
 impl Extern {
     /// Every import.
-    pub const ALL: [Extern; 11] = [
+    pub const ALL: [Extern; 12] = [
         Extern::Exp,
         Extern::Ln,
         Extern::Tanh,
@@ -47,6 +50,7 @@ impl Extern {
         Extern::Sgemm,
         Extern::SgemmEpilogue,
         Extern::SgemmConv,
+        Extern::SgemmPackedB,
         Extern::WinogradFilter,
         Extern::WinogradInput,
         Extern::WinogradOutput,
@@ -63,6 +67,7 @@ impl Extern {
             Extern::Sgemm => "sinter_sgemm_threaded",
             Extern::SgemmEpilogue => "sinter_sgemm_epilogue",
             Extern::SgemmConv => "sinter_sgemm_conv",
+            Extern::SgemmPackedB => "sinter_sgemm_packed_b",
             Extern::WinogradFilter => "sinter_winograd_filter",
             Extern::WinogradInput => "sinter_winograd_input",
             Extern::WinogradOutput => "sinter_winograd_output",
@@ -87,6 +92,17 @@ impl Extern {
             Extern::Sgemm => (GEMM.to_vec(), vec![]),
             Extern::SgemmEpilogue => ([&GEMM[..], &EPILOGUE].concat(), vec![]),
             Extern::SgemmConv => ([&CONV[..], &EPILOGUE].concat(), vec![]),
+            // m, n, k, alpha, a, rsa, csa, packed, beta, c, rsc, csc, threads + epilogue
+            Extern::SgemmPackedB => (
+                [
+                    &[
+                        I64, I64, I64, F32, I64, I64, I64, I64, F32, I64, I64, I64, I64,
+                    ][..],
+                    &EPILOGUE,
+                ]
+                .concat(),
+                vec![],
+            ),
             // m, w, co, ci, u, threads
             Extern::WinogradFilter => (vec![I64; 6], vec![]),
             // m, x, n, c, h, w, pad_top, pad_left, pad_bottom, pad_right, v, threads
@@ -111,6 +127,7 @@ impl Extern {
             Extern::Sgemm => sinter_microkernels::ffi::sinter_sgemm_threaded as *const u8,
             Extern::SgemmEpilogue => sinter_microkernels::ffi::sinter_sgemm_epilogue as *const u8,
             Extern::SgemmConv => sinter_microkernels::ffi::sinter_sgemm_conv as *const u8,
+            Extern::SgemmPackedB => sinter_microkernels::ffi::sinter_sgemm_packed_b as *const u8,
             Extern::WinogradFilter => sinter_microkernels::ffi::sinter_winograd_filter as *const u8,
             Extern::WinogradInput => sinter_microkernels::ffi::sinter_winograd_input as *const u8,
             Extern::WinogradOutput => sinter_microkernels::ffi::sinter_winograd_output as *const u8,

@@ -182,6 +182,13 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
         {
             prepack_weights(&mut kernel, loops::Buf(1));
         }
+        if matches!(
+            op.kind(),
+            sinter_ir::OpKind::Gemm | sinter_ir::OpKind::Matmul
+        ) && matches!(graph.node(node.inputs[1].node).kind, NodeKind::Const(_))
+        {
+            prepack_b(&mut kernel, loops::Buf(1));
+        }
         let mut covered = vec![i];
         if let Some(a) = &act_of[i] {
             covered.extend(std::iter::once(a.r).chain(a.cond));
@@ -197,6 +204,64 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
         parallel::parallelize(&mut s.kernel, opt.threads, opt.parallel_min_work);
     }
     Ok(Program { steps })
+}
+
+/// Marks a matmul's or gemm's constant B buffer `b` to be packed once by the runtime (see
+/// [`loops::BufDecl::pack_b`]) when every GEMM call of the kernel reads it as the same whole
+/// matrix: the driver then skips packing B on every call, a pass over the whole weight matrix
+/// that costs as much as the product when A has few rows (an LSTM step's 16, an MLP's batch).
+fn prepack_b(kernel: &mut Kernel, b: Buf) {
+    fn calls<'a>(body: &'a mut [Stmt], out: &mut Vec<&'a mut loops::GemmCall>) {
+        for s in body {
+            match s {
+                Stmt::Gemm(g) => out.push(g),
+                Stmt::For { body, .. } => calls(body, out),
+                Stmt::If(_, a, b) => {
+                    calls(a, out);
+                    calls(b, out);
+                }
+                Stmt::Set(..) | Stmt::Store(..) | Stmt::Check(..) | Stmt::Winograd(_) => {}
+            }
+        }
+    }
+    let decl = &kernel.bufs[b.0 as usize];
+    if decl.ty != loops::Ty::F32 || decl.pack_a.is_some() {
+        return;
+    }
+    let len = decl.len as i64;
+    let mut gemms = Vec::new();
+    calls(&mut kernel.body, &mut gemms);
+    let Some(first) = gemms.first() else {
+        return;
+    };
+    let pack = loops::PackB {
+        k: first.k,
+        n: first.n,
+        rs: first.b.rs,
+        cs: first.b.cs,
+    };
+    // The last element, (k-1, n-1), must be inside the constant.
+    let last = (pack.k as i64 - 1) * pack.rs + (pack.n as i64 - 1) * pack.cs;
+    let ok = pack.k > 0
+        && pack.n > 0
+        && pack.rs >= 0
+        && pack.cs >= 0
+        && last < len
+        && gemms.iter().all(|g| {
+            g.b.buf == b
+                && g.im2col.is_none()
+                && g.b.offset == Expr::I(0)
+                && (g.k, g.n, g.b.rs, g.b.cs) == (pack.k, pack.n, pack.rs, pack.cs)
+        });
+    if !ok {
+        return;
+    }
+    for g in gemms {
+        g.b_packed = true;
+    }
+    let decl = &mut kernel.bufs[b.0 as usize];
+    decl.len = pack.packed_len();
+    decl.pack_b = Some(pack);
 }
 
 /// Marks a convolution's constant weight buffer `w` to be packed once by the runtime (see

@@ -329,6 +329,9 @@ pub struct GemmCall {
     /// A is packed ahead of time (its buffer has [`BufDecl::pack_a`]; `a`'s offset is that of
     /// the packed matrix, its strides unused). Only with `im2col`.
     pub a_packed: bool,
+    /// B is packed ahead of time (its buffer has [`BufDecl::pack_b`], and `b` is at offset 0;
+    /// its strides are unused). Never with `im2col`.
+    pub b_packed: bool,
 }
 
 /// The geometry of an implicit im2col B operand (`sinter_microkernels::ConvGeom`): the image
@@ -442,6 +445,31 @@ pub struct BufDecl {
     /// order), each packed whole (`sinter_microkernels::pack_a_whole`), one after another.
     /// The buffer's `len` is the packed length.
     pub pack_a: Option<PackA>,
+    /// Bound to a constant that the runtime packs once, at compile time, as the B operand of
+    /// the kernel's GEMM calls (`sinter_microkernels::PackedB`: the layout the driver packs B
+    /// into on every call otherwise). The buffer's `len` is the packed length.
+    pub pack_b: Option<PackB>,
+}
+
+/// How a constant B operand is packed ahead of time (see [`BufDecl::pack_b`]): element
+/// `(p, j)` of the `k x n` matrix is element `p * rs + j * cs` of the constant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PackB {
+    /// Rows (the GEMM's `k`).
+    pub k: usize,
+    /// Columns (the GEMM's `n`).
+    pub n: usize,
+    /// Row stride in the constant.
+    pub rs: i64,
+    /// Column stride in the constant.
+    pub cs: i64,
+}
+
+impl PackB {
+    /// Floats of the packed matrix: `k * ceil(n / 32) * 32` (the driver's `NR` is 32).
+    pub fn packed_len(&self) -> usize {
+        self.k * self.n.div_ceil(32) * 32
+    }
 }
 
 /// How a constant weight buffer is packed ahead of time (see [`BufDecl::pack_a`]).
@@ -524,6 +552,7 @@ impl Kernel {
             output,
             scratch: false,
             pack_a: None,
+            pack_b: None,
         });
         Buf(self.bufs.len() as u32 - 1)
     }
@@ -775,6 +804,7 @@ fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'
                     )
                 };
                 let b = match &g.im2col {
+                    None if g.b_packed => format!("packed({})", k.bufs[g.b.buf.0 as usize].name),
                     None => m(&g.b),
                     Some(i) => format!(
                         "im2col{}({}[{}] c={} h={} w={} kernel={}x{} stride={:?} pad={:?} dilation={:?} out={}x{})",

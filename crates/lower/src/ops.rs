@@ -1123,6 +1123,7 @@ fn gemm_matmul(
             epilogue: GemmEpilogue::default(),
             im2col: None,
             a_packed: false,
+            b_packed: false,
         }))]
     });
     k.body.extend(s);
@@ -1183,6 +1184,7 @@ fn gemm_gemm(
         epilogue,
         im2col: None,
         a_packed: false,
+        b_packed: false,
     })));
 }
 
@@ -1246,6 +1248,7 @@ fn gemm_conv2d(
             },
             im2col: cols.clone(),
             a_packed: false,
+            b_packed: false,
         })));
         s
     });
@@ -1301,6 +1304,7 @@ fn gemm_conv_weight_grad(
             epilogue: GemmEpilogue::default(),
             im2col: cols.clone(),
             a_packed: false,
+            b_packed: false,
         })));
         s
     });
@@ -1801,6 +1805,7 @@ fn gemm_conv_transpose2d(
                     epilogue: GemmEpilogue::default(),
                     im2col: None,
                     a_packed: false,
+                    b_packed: false,
                 })),
             ];
             s.extend(col2im(

@@ -532,7 +532,7 @@ impl Scope {
         } else {
             self.matrix(&g.a, g.m, g.k, false);
         }
-        if g.im2col.is_some() {
+        if g.im2col.is_some() || g.b_packed {
             self.expr(&g.b.offset);
             self.accesses.push(packed(g.b.buf));
         } else {
@@ -945,6 +945,7 @@ mod tests {
                 epilogue: GemmEpilogue::default(),
                 im2col: None,
                 a_packed: false,
+                b_packed: false,
             }))
         };
         // C of 3 x 4 at o * 12: exactly one block per iteration; the call goes single-threaded.

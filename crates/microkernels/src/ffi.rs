@@ -266,12 +266,13 @@ fn epilogue(
     }
 }
 
-/// `C = alpha * A * B + beta * C` with B already packed: `packed` is
-/// [`crate::PackedB::as_ptr`] of a `PackedB` built with the same `k` and `n`.
+/// [`sinter_sgemm_epilogue`] with B already packed: `packed` is [`crate::PackedB::as_ptr`]
+/// (or a copy of [`crate::PackedB::as_slice`]) of a `PackedB` built with the same `k` and `n`:
+/// constant weights packed once, when the graph was compiled.
 ///
 /// # Safety
-/// As for [`sinter_sgemm`] for A and C; `packed` must point to the data of a live `PackedB`
-/// whose `k()` and `n()` equal `k` and `n`.
+/// As for [`sinter_sgemm_epilogue`] for A, C and the epilogue; `packed` must point to the
+/// `k * ceil(n / NR) * NR` floats of such a packed matrix.
 #[allow(clippy::too_many_arguments)] // the BLAS argument list
 pub unsafe extern "C" fn sinter_sgemm_packed_b(
     m: usize,
@@ -287,6 +288,14 @@ pub unsafe extern "C" fn sinter_sgemm_packed_b(
     rsc: isize,
     csc: isize,
     threads: usize,
+    bias: *const f32,
+    bias_rs: isize,
+    bias_cs: isize,
+    act: u8,
+    act_alpha: f32,
+    slope: *const f32,
+    slope_rs: isize,
+    slope_cs: isize,
 ) {
     let a = MatRef {
         ptr: a,
@@ -303,6 +312,9 @@ pub unsafe extern "C" fn sinter_sgemm_packed_b(
         n_pad: n.div_ceil(NR) * NR,
         col0: 0,
     };
+    let epi = epilogue(
+        bias, bias_rs, bias_cs, act, act_alpha, slope, slope_rs, slope_cs,
+    );
     // SAFETY: the caller's contract is the driver's; the detected ISA is available.
     unsafe {
         gemm_parallel(
@@ -315,7 +327,7 @@ pub unsafe extern "C" fn sinter_sgemm_packed_b(
             b,
             beta,
             c,
-            Epi::NONE,
+            epi,
             threads,
         )
     }

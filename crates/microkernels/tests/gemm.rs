@@ -560,6 +560,14 @@ fn c_abi_entries() {
             n as isize,
             1,
             2,
+            std::ptr::null(),
+            0,
+            0,
+            0,
+            0.0,
+            std::ptr::null(),
+            0,
+            0,
         )
     };
     assert_close(&c, &want, &tol, "sinter_sgemm_packed_b");

@@ -222,8 +222,13 @@ fn fold_winograd_filters(g: &Graph) -> Result<Option<Graph>, CompileError> {
     use sinter_ir::Op;
     let nodes = g.nodes();
     let is_const = |v: &Value| matches!(nodes[v.node.index()].kind, NodeKind::Const(_));
+    // A reshape of a constant is that constant under a new shape: folded, a GEMM's
+    // weights (an LSTM's, reshaped by the ONNX import) are a constant the runtime can pack.
     let foldable = |n: &sinter_ir::Node| {
-        matches!(n.op(), Some(Op::WinogradFilter { .. })) && n.inputs.iter().all(is_const)
+        matches!(
+            n.op(),
+            Some(Op::WinogradFilter { .. } | Op::Reshape { .. } | Op::Flatten { .. })
+        ) && n.inputs.iter().all(is_const)
     };
     if !nodes.iter().any(foldable) {
         return Ok(None);
@@ -269,6 +274,18 @@ fn fold_winograd_filters(g: &Graph) -> Result<Option<Graph>, CompileError> {
                     },
                 )?;
                 vec![out.add_const(names[0], u)?]
+            }
+            NodeKind::Op(Op::Reshape { .. } | Op::Flatten { .. }) if foldable(node) => {
+                let NodeKind::Const(w) = &nodes[node.inputs[0].node.index()].kind else {
+                    unreachable!("foldable checked the input is a constant");
+                };
+                let t = w
+                    .reshaped(&node.outputs[0].ty.shape)
+                    .map_err(|e| CompileError::Pack {
+                        name: names[0].to_string(),
+                        message: e.to_string(),
+                    })?;
+                vec![out.add_const(names[0], t)?]
             }
             NodeKind::Op(op) => {
                 let ins: Vec<Value> = node.inputs.iter().map(|v| map[v]).collect();
@@ -328,6 +345,7 @@ fn pack_constants(
 ) -> Result<(Vec<Vec<f32>>, HashMap<(usize, usize), usize>), CompileError> {
     let mut packed: Vec<Vec<f32>> = Vec::new();
     let mut of: HashMap<(usize, sinter_lower::loops::PackA), usize> = HashMap::new();
+    let mut of_b: HashMap<(usize, sinter_lower::loops::PackB), usize> = HashMap::new();
     let mut at = HashMap::new();
     for (s, step) in program.steps.iter().enumerate() {
         let bound = step
@@ -337,6 +355,43 @@ fn pack_constants(
             .enumerate()
             .filter(|(_, b)| !b.scratch);
         for ((bi, b), v) in bound.zip(&step.args) {
+            if let Some(p) = b.pack_b {
+                let err = |message: String| CompileError::Pack {
+                    name: graph.value_name(*v).to_string(),
+                    message,
+                };
+                let Some(&Loc::Const(ci)) = loc.get(v) else {
+                    return Err(err("the buffer is not bound to a constant".into()));
+                };
+                let idx = match of_b.get(&(ci, p)) {
+                    Some(&i) => i,
+                    None => {
+                        let TensorData::F32(w) = const_tensors[ci].data() else {
+                            return Err(err("the constant is not f32".into()));
+                        };
+                        let one = sinter_microkernels::PackedB::new(
+                            p.k,
+                            p.n,
+                            w,
+                            p.rs as isize,
+                            p.cs as isize,
+                        )
+                        .map_err(|e| err(e.to_string()))?;
+                        if one.as_slice().len() != b.len {
+                            return Err(err(format!(
+                                "packed to {} floats, the kernel expects {}",
+                                one.as_slice().len(),
+                                b.len
+                            )));
+                        }
+                        packed.push(one.as_slice().to_vec());
+                        of_b.insert((ci, p), packed.len() - 1);
+                        packed.len() - 1
+                    }
+                };
+                at.insert((s, bi), idx);
+                continue;
+            }
             let Some(p) = b.pack_a else { continue };
             let err = |message: String| CompileError::Pack {
                 name: graph.value_name(*v).to_string(),

@@ -731,6 +731,60 @@ fn literal(state: &mut u64, n: usize) -> String {
     format!("[{}]", v.join(", "))
 }
 
+/// Constant B operands of gemm and matmul (and a reshaped constant, as the ONNX import
+/// writes an LSTM's weights) are packed once at compile time (`BufDecl::pack_b`), and the
+/// products match the interpreter: transposed and plain B, more columns than one 32-wide
+/// panel and not a multiple of it, k > 256 (two k slices), bias and activation epilogues,
+/// one row (a batch-1 layer), normal, bounds-checked and on 2 threads.
+#[test]
+fn constant_gemm_weights_are_prepacked() {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut lit = |n: usize| literal(&mut state, n);
+    let src = format!(
+        "graph @prepack_b {{ input %x: f32[7,300]  input %h: f32[1,40]
+           const %w: f32[45,300] = {}
+           const %b: f32[45] = {}
+           const %v: f32[40,33] = {}
+           const %r: f32[1320] = {}
+           %y = gemm(%x, %w, %b) {{trans_b=true}}  %yr = relu(%y)
+           %z = matmul(%h, %v)  %zt = tanh(%z)
+           %rr = reshape(%r) {{shape=[40, 33]}}
+           %q = gemm(%h, %rr)
+           output %yr, %zt, %q }}",
+        lit(45 * 300),
+        lit(45),
+        lit(40 * 33),
+        lit(1320)
+    );
+    let g = sinter_ir::parse(&src).unwrap();
+    let c = Compiled::new(&g, CompileOptions::default()).unwrap();
+    let packed: Vec<(String, sinter_lower::loops::PackB)> = c
+        .program
+        .steps
+        .iter()
+        .flat_map(|s| s.kernel.bufs.iter())
+        .filter_map(|b| b.pack_b.map(|p| (b.name.clone(), p)))
+        .collect();
+    let pack = |k, n, rs, cs| sinter_lower::loops::PackB { k, n, rs, cs };
+    assert_eq!(
+        packed,
+        vec![
+            ("w".to_string(), pack(300, 45, 1, 300)),
+            ("v".to_string(), pack(40, 33, 33, 1)),
+            ("rr".to_string(), pack(40, 33, 33, 1)),
+        ]
+    );
+    for (seed, mut opts) in [CompileOptions::default(), CompileOptions::checked()]
+        .into_iter()
+        .enumerate()
+    {
+        for threads in [1, 2] {
+            opts.lower.threads = threads;
+            check(&g, &inputs_for(&g, 70 + seed as u64), opts, 1e-5);
+        }
+    }
+}
+
 /// Constant conv weights of implicit-im2col convolutions are packed once at compile time (`BufDecl::pack_a`) and the packed
 /// convolutions match the interpreter, normal and bounds-checked: groups, an output-channel
 /// count that is not a multiple of the 6-row panels, more rows than one cache block (150 >
