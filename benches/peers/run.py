@@ -7,8 +7,10 @@ onnxruntime's on the same seeded input (`sinter run`), then time, interleaved in
 (round 1: Sinter, onnxruntime, eager, torch.compile at each thread count; round 2: the same;
 ...), inference latency at each thread count:
 
-  Sinter         `sinter bench MODEL.onnx --json --threads T --runs N --inputs IN.npz --optimize`
-                 (one process per round; median_ms and compile_ms come from its JSON)
+  Sinter         `sinter bench MODEL.onnx --json --threads T --runs N --inputs IN.npz --optimize
+                 --fast-math` (one process per round; median_ms and compile_ms come from its JSON;
+                 --fast-math computes exp/sigmoid/tanh by vectorised polynomials within 4 ULP,
+                 as onnxruntime's MLAS kernels also approximate them)
   onnxruntime    InferenceSession, intra_op_num_threads = T, inter_op 1, sequential
   torch eager    torch.set_num_threads(T), torch.no_grad()
   torch.compile  default mode, compiled under torch.set_num_threads(T) (its generated code
@@ -257,9 +259,14 @@ def first_line(s):
     return "(no message)"
 
 
+def sinter_flags(args):
+    """The optimisation switches of `sinter bench` and `sinter run` this run uses."""
+    return (["--optimize"] if args.optimize else []) + (["--fast-math"] if args.fast_math else [])
+
+
 def sinter_bench(args, onnx_path, npz_path, threads, runs):
     cmd = [args.sinter, "bench", onnx_path, "--json", "--threads", str(threads), "--runs", str(runs),
-           "--inputs", npz_path] + (["--optimize"] if args.optimize else [])
+           "--inputs", npz_path] + sinter_flags(args)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.sinter_timeout)
     if p.returncode != 0:
         raise RuntimeError(first_line(p.stderr or p.stdout))
@@ -273,8 +280,7 @@ def sinter_check(args, onnx_path, npz_path, ref, workdir):
     """Sinter's outputs (`sinter run`, with `--optimize` unless `--no-optimize`) against onnxruntime's: max abs error and
     max abs error relative to the largest reference magnitude, over all outputs."""
     out = os.path.join(workdir, "sinter_out.npz")
-    cmd = [args.sinter, "run", onnx_path, "--inputs", npz_path, "--out", out] + (
-        ["--optimize"] if args.optimize else [])
+    cmd = [args.sinter, "run", onnx_path, "--inputs", npz_path, "--out", out] + sinter_flags(args)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.sinter_timeout)
     if p.returncode != 0:
         raise RuntimeError(first_line(p.stderr or p.stdout))
@@ -591,7 +597,8 @@ def machine_header(args, load_before):
             f"{' (with uncommitted changes in the tree)' if dirty else ''}, sinter binary built {built}; {cpu}, {os.cpu_count()} vCPUs; "
             f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; torch {torch.__version__}, "
             f"onnxruntime {ort.__version__}, Python {platform.python_version()}; OMP_WAIT_POLICY="
-            f"{os.environ.get('OMP_WAIT_POLICY')}; {args.rounds} interleaved rounds.")
+            f"{os.environ.get('OMP_WAIT_POLICY')}; {args.rounds} interleaved rounds; Sinter flags: "
+            f"{' '.join(sinter_flags(args)) or 'none'}.")
 
 
 def keys_train_ok(args):
@@ -625,6 +632,9 @@ def main():
     ap.add_argument("--no-optimize", dest="optimize", action="store_false",
                     help="time and check Sinter without its graph optimiser (`--optimize` of sinter bench/run; "
                          "on by default, its time counted as compile time)")
+    ap.add_argument("--no-fast-math", dest="fast_math", action="store_false",
+                    help="time and check Sinter with exact exp/sigmoid/tanh calls instead of its vectorised "
+                         "polynomials (`--fast-math` of sinter bench/run, on by default)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "latest"),
                     help="results path without extension (.md and .json are written)")
     args = ap.parse_args()

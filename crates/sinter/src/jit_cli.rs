@@ -21,9 +21,24 @@ pub enum Emit {
 }
 
 /// Runs `g` through the JIT.
-pub fn run(g: &Graph, feeds: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, String> {
-    let c = Compiled::new(g, CompileOptions::default()).map_err(|e| e.to_string())?;
+pub fn run(
+    g: &Graph,
+    feeds: &HashMap<String, Tensor>,
+    fast_math: bool,
+) -> Result<Vec<(String, Tensor)>, String> {
+    let mut opts = CompileOptions::default();
+    opts.lower.fast_math = fast_math;
+    let c = Compiled::new(g, opts).map_err(|e| e.to_string())?;
     c.run(feeds).map_err(|e| e.to_string())
+}
+
+/// Switches of `sinter bench`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flags {
+    /// Rewrite the graph by equality saturation first.
+    pub optimize: bool,
+    /// Inline polynomial `exp`, `sigmoid` and `tanh` (vectorised; a few ULP from `f32`'s).
+    pub fast_math: bool,
 }
 
 /// `sinter compile`: the generated code, and compile times with `timings`.
@@ -146,10 +161,14 @@ pub fn bench(
     runs: usize,
     json: bool,
     mode: &BenchMode,
-    optimize: bool,
+    Flags {
+        optimize,
+        fast_math,
+    }: Flags,
 ) -> Result<String, String> {
     let mut opts = CompileOptions::default();
     opts.lower.threads = threads.max(1);
+    opts.lower.fast_math = fast_math;
     let mut feeds = feeds;
     let (step, what) = match mode {
         BenchMode::Forward => (None, "run"),

@@ -62,6 +62,9 @@ enum Command {
         /// Rewrite the graph by equality saturation first, as `sinter opt` does.
         #[arg(long)]
         optimize: bool,
+        /// Inline polynomial exp, sigmoid and tanh (as `sinter bench --fast-math`).
+        #[arg(long, conflicts_with = "interp")]
+        fast_math: bool,
     },
     /// JIT-compile a graph and show what was generated.
     Compile {
@@ -107,6 +110,10 @@ enum Command {
         /// time counts as compile time.
         #[arg(long)]
         optimize: bool,
+        /// Compute exp, sigmoid and tanh by inline polynomials that vectorise (at most a few
+        /// ULP from the exact functions; see BENCHMARKS.md) instead of calling them.
+        #[arg(long)]
+        fast_math: bool,
     },
     /// Optimise a graph by equality saturation and print the result in canonical form.
     Opt {
@@ -253,6 +260,7 @@ fn run(cli: Cli) -> Result<(), String> {
             out,
             interp,
             optimize,
+            fast_math,
         } => {
             let g = load(&file)?;
             let g = if optimize {
@@ -272,7 +280,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let outs = if interp {
                 sinter::interp::run(&g, &feeds).map_err(|e| e.to_string())
             } else {
-                jit_cli::run(&g, &feeds)
+                jit_cli::run(&g, &feeds, fast_math)
             }
             .map_err(|e| format!("{}: {e}", file.display()))?;
             match out {
@@ -348,6 +356,7 @@ fn run(cli: Cli) -> Result<(), String> {
             train,
             optimizer,
             optimize,
+            fast_math,
         } => {
             let g = load(&file)?;
             let feeds = match inputs {
@@ -362,8 +371,19 @@ fn run(cli: Cli) -> Result<(), String> {
             } else {
                 jit_cli::BenchMode::Forward
             };
-            let s = jit_cli::bench(&g, feeds, threads, runs, json, &mode, optimize)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let s = jit_cli::bench(
+                &g,
+                feeds,
+                threads,
+                runs,
+                json,
+                &mode,
+                jit_cli::Flags {
+                    optimize,
+                    fast_math,
+                },
+            )
+            .map_err(|e| format!("{}: {e}", file.display()))?;
             print!("{s}");
             Ok(())
         }
