@@ -210,6 +210,9 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
 /// [`loops::BufDecl::pack_b`]) when every GEMM call of the kernel reads it as the same whole
 /// matrix: the driver then skips packing B on every call, a pass over the whole weight matrix
 /// that costs as much as the product when A has few rows (an LSTM step's 16, an MLP's batch).
+/// Not for products of at most 4 rows (a batch-1 classifier): the driver runs those
+/// transposed as dot products that stream B once, unpacked, so packing would only cost compile
+/// time and a second copy of the weights (VGG-16's first classifier layer is 411 MB).
 fn prepack_b(kernel: &mut Kernel, b: Buf) {
     fn calls<'a>(body: &'a mut [Stmt], out: &mut Vec<&'a mut loops::GemmCall>) {
         for s in body {
@@ -249,6 +252,7 @@ fn prepack_b(kernel: &mut Kernel, b: Buf) {
         && last < len
         && gemms.iter().all(|g| {
             g.b.buf == b
+                && g.m > 4
                 && g.im2col.is_none()
                 && g.b.offset == Expr::I(0)
                 && (g.k, g.n, g.b.rs, g.b.cs) == (pack.k, pack.n, pack.rs, pack.cs)
