@@ -405,8 +405,8 @@ impl<'b> Emitter<'_, 'b> {
             self.gemm_conv(g);
             return;
         }
-        if g.b_packed {
-            self.gemm_packed_b(g);
+        if g.a_packed || g.b_packed {
+            self.gemm_prepacked(g);
             return;
         }
         let pa = self.mat_addr(&g.a, g.m, g.k);
@@ -441,12 +441,20 @@ impl<'b> Emitter<'_, 'b> {
         self.b.ins().call(f, &args);
     }
 
-    /// A GEMM whose B was packed at compile time (the whole packed buffer is checked in
-    /// bounds-checked mode).
-    fn gemm_packed_b(&mut self, g: &GemmCall) {
-        let pa = self.mat_addr(&g.a, g.m, g.k);
-        let len = self.k.bufs[g.b.buf.0 as usize].len;
-        let pb = self.whole_addr(g.b.buf, len);
+    /// A GEMM with A or B (or both) packed at compile time; a packed operand is checked as
+    /// one range in bounds-checked mode.
+    fn gemm_prepacked(&mut self, g: &GemmCall) {
+        let pa = if g.a_packed {
+            self.packed_a_addr(g)
+        } else {
+            self.mat_addr(&g.a, g.m, g.k)
+        };
+        let pb = if g.b_packed {
+            let len = self.k.bufs[g.b.buf.0 as usize].len;
+            self.whole_addr(g.b.buf, len)
+        } else {
+            self.mat_addr(&g.b, g.k, g.n)
+        };
         let pc = self.mat_addr(&g.c, g.m, g.n);
         let i = |s: &mut Self, v: i64| s.b.ins().iconst(types::I64, v);
         let mut args = vec![
@@ -458,6 +466,13 @@ impl<'b> Emitter<'_, 'b> {
             i(self, g.a.rs),
             i(self, g.a.cs),
             pb,
+            i(self, g.b.rs),
+            i(self, g.b.cs),
+            // `sinter_sgemm_prepacked`'s flags: bit 0 packed A, bit 1 packed B.
+            self.b.ins().iconst(
+                types::I8,
+                i64::from(g.a_packed) | (i64::from(g.b_packed) << 1),
+            ),
             self.f32c(g.beta),
             pc,
             i(self, g.c.rs),
@@ -465,8 +480,23 @@ impl<'b> Emitter<'_, 'b> {
             i(self, g.threads.max(1) as i64),
         ];
         args.extend(self.epilogue_args(g));
-        let f = self.func_ref(Extern::SgemmPackedB);
+        let f = self.func_ref(Extern::SgemmPrepacked);
         self.b.ins().call(f, &args);
+    }
+
+    /// Address of a packed A operand: `ceil(m / MR)` panels of `MR x k` from its offset,
+    /// checked as one range.
+    fn packed_a_addr(&mut self, g: &GemmCall) -> Value {
+        let packed = MatArg {
+            rs: 0,
+            cs: 1,
+            ..g.a.clone()
+        };
+        self.mat_addr(
+            &packed,
+            1,
+            sinter_microkernels::layout::packed_a_whole_len(g.m, g.k),
+        )
     }
 
     /// A convolution's GEMM with implicit im2col: the image's whole footprint is checked (in
@@ -474,17 +504,7 @@ impl<'b> Emitter<'_, 'b> {
     fn gemm_conv(&mut self, g: &GemmCall) {
         let Some(geo) = &g.im2col else { return };
         let pa = if g.a_packed {
-            // The packed matrix: ceil(m / MR) panels of MR x k, checked as one range.
-            let packed = MatArg {
-                rs: 0,
-                cs: 1,
-                ..g.a.clone()
-            };
-            self.mat_addr(
-                &packed,
-                1,
-                sinter_microkernels::layout::packed_a_whole_len(g.m, g.k),
-            )
+            self.packed_a_addr(g)
         } else {
             self.mat_addr(&g.a, g.m, g.k)
         };

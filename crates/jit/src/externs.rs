@@ -27,9 +27,9 @@ pub enum Extern {
     /// `sinter_microkernels::ffi::sinter_sgemm_conv`: a convolution of one image as GEMM with
     /// implicit im2col, with the epilogue.
     SgemmConv,
-    /// `sinter_microkernels::ffi::sinter_sgemm_packed_b`: the GEMM driver with B packed at
-    /// compile time, with the epilogue.
-    SgemmPackedB,
+    /// `sinter_microkernels::ffi::sinter_sgemm_prepacked`: the GEMM driver with A or B
+    /// packed at compile time, with the epilogue.
+    SgemmPrepacked,
     /// `sinter_microkernels::ffi::sinter_winograd_filter`: a Winograd filter transform.
     WinogradFilter,
     /// `sinter_microkernels::ffi::sinter_winograd_input`: a Winograd input transform.
@@ -50,7 +50,7 @@ impl Extern {
         Extern::Sgemm,
         Extern::SgemmEpilogue,
         Extern::SgemmConv,
-        Extern::SgemmPackedB,
+        Extern::SgemmPrepacked,
         Extern::WinogradFilter,
         Extern::WinogradInput,
         Extern::WinogradOutput,
@@ -67,7 +67,7 @@ impl Extern {
             Extern::Sgemm => "sinter_sgemm_threaded",
             Extern::SgemmEpilogue => "sinter_sgemm_epilogue",
             Extern::SgemmConv => "sinter_sgemm_conv",
-            Extern::SgemmPackedB => "sinter_sgemm_packed_b",
+            Extern::SgemmPrepacked => "sinter_sgemm_prepacked",
             Extern::WinogradFilter => "sinter_winograd_filter",
             Extern::WinogradInput => "sinter_winograd_input",
             Extern::WinogradOutput => "sinter_winograd_output",
@@ -92,15 +92,10 @@ impl Extern {
             Extern::Sgemm => (GEMM.to_vec(), vec![]),
             Extern::SgemmEpilogue => ([&GEMM[..], &EPILOGUE].concat(), vec![]),
             Extern::SgemmConv => ([&CONV[..], &EPILOGUE].concat(), vec![]),
-            // m, n, k, alpha, a, rsa, csa, packed, beta, c, rsc, csc, threads + epilogue
-            Extern::SgemmPackedB => (
-                [
-                    &[
-                        I64, I64, I64, F32, I64, I64, I64, I64, F32, I64, I64, I64, I64,
-                    ][..],
-                    &EPILOGUE,
-                ]
-                .concat(),
+            // m, n, k, alpha, a, rsa, csa, b, rsb, csb, flags, beta, c, rsc, csc, threads
+            // + epilogue
+            Extern::SgemmPrepacked => (
+                [&GEMM[..10], &[I8], &GEMM[10..], &EPILOGUE].concat(),
                 vec![],
             ),
             // m, w, co, ci, u, threads
@@ -127,7 +122,7 @@ impl Extern {
             Extern::Sgemm => sinter_microkernels::ffi::sinter_sgemm_threaded as *const u8,
             Extern::SgemmEpilogue => sinter_microkernels::ffi::sinter_sgemm_epilogue as *const u8,
             Extern::SgemmConv => sinter_microkernels::ffi::sinter_sgemm_conv as *const u8,
-            Extern::SgemmPackedB => sinter_microkernels::ffi::sinter_sgemm_packed_b as *const u8,
+            Extern::SgemmPrepacked => sinter_microkernels::ffi::sinter_sgemm_prepacked as *const u8,
             Extern::WinogradFilter => sinter_microkernels::ffi::sinter_winograd_filter as *const u8,
             Extern::WinogradInput => sinter_microkernels::ffi::sinter_winograd_input as *const u8,
             Extern::WinogradOutput => sinter_microkernels::ffi::sinter_winograd_output as *const u8,

@@ -177,8 +177,10 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
                 output: 0,
             };
         }
-        if matches!(op.kind(), sinter_ir::OpKind::Conv2d)
-            && matches!(graph.node(node.inputs[1].node).kind, NodeKind::Const(_))
+        if matches!(
+            op.kind(),
+            sinter_ir::OpKind::Conv2d | sinter_ir::OpKind::ConvTranspose2d
+        ) && matches!(graph.node(node.inputs[1].node).kind, NodeKind::Const(_))
         {
             prepack_weights(&mut kernel, loops::Buf(1));
         }
@@ -206,6 +208,21 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
     Ok(Program { steps })
 }
 
+/// Every GEMM call in `body`, at any depth.
+fn gemm_calls<'a>(body: &'a mut [Stmt], out: &mut Vec<&'a mut loops::GemmCall>) {
+    for s in body {
+        match s {
+            Stmt::Gemm(g) => out.push(g),
+            Stmt::For { body, .. } => gemm_calls(body, out),
+            Stmt::If(_, a, b) => {
+                gemm_calls(a, out);
+                gemm_calls(b, out);
+            }
+            Stmt::Set(..) | Stmt::Store(..) | Stmt::Check(..) | Stmt::Winograd(_) => {}
+        }
+    }
+}
+
 /// Marks a matmul's or gemm's constant B buffer `b` to be packed once by the runtime (see
 /// [`loops::BufDecl::pack_b`]) when every GEMM call of the kernel reads it as the same whole
 /// matrix: the driver then skips packing B on every call, a pass over the whole weight matrix
@@ -214,26 +231,13 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
 /// transposed as dot products that stream B once, unpacked, so packing would only cost compile
 /// time and a second copy of the weights (VGG-16's first classifier layer is 411 MB).
 fn prepack_b(kernel: &mut Kernel, b: Buf) {
-    fn calls<'a>(body: &'a mut [Stmt], out: &mut Vec<&'a mut loops::GemmCall>) {
-        for s in body {
-            match s {
-                Stmt::Gemm(g) => out.push(g),
-                Stmt::For { body, .. } => calls(body, out),
-                Stmt::If(_, a, b) => {
-                    calls(a, out);
-                    calls(b, out);
-                }
-                Stmt::Set(..) | Stmt::Store(..) | Stmt::Check(..) | Stmt::Winograd(_) => {}
-            }
-        }
-    }
     let decl = &kernel.bufs[b.0 as usize];
     if decl.ty != loops::Ty::F32 || decl.pack_a.is_some() {
         return;
     }
     let len = decl.len as i64;
     let mut gemms = Vec::new();
-    calls(&mut kernel.body, &mut gemms);
+    gemm_calls(&mut kernel.body, &mut gemms);
     let Some(first) = gemms.first() else {
         return;
     };
@@ -269,46 +273,44 @@ fn prepack_b(kernel: &mut Kernel, b: Buf) {
 }
 
 /// Marks a convolution's constant weight buffer `w` to be packed once by the runtime (see
-/// [`loops::BufDecl::pack_a`]) and points the kernel's implicit-im2col GEMM calls at the
-/// packed matrices: per-call packing of the weights (the A operand) was a copy of every
-/// weight on every run. Calls without implicit im2col (1x1 convolutions read the image as a
-/// plain B) keep the weights as they are, and so does the whole kernel if one of them reads
-/// `w`, since the buffer then holds one layout or the other.
+/// [`loops::BufDecl::pack_a`]) and points the kernel's GEMM calls at the packed matrices:
+/// per-call packing of the weights (the A operand) was a copy of every weight on every run
+/// (for a transposed convolution of a 1x1 or 4x4 image, far more work than the product).
+/// Either every call reads A row-major with implicit im2col (a convolution), or every call
+/// reads it transposed (`rs == 1`, `cs == m`: a transposed convolution's `w[g]^T`). Calls
+/// without implicit im2col of a convolution (1x1 convolutions read the image as a plain B)
+/// keep the weights as they are, and so does the whole kernel if one of them reads `w`,
+/// since the buffer then holds one layout or the other.
 fn prepack_weights(kernel: &mut Kernel, w: Buf) {
-    fn calls<'a>(body: &'a mut [Stmt], out: &mut Vec<&'a mut loops::GemmCall>) {
-        for s in body {
-            match s {
-                Stmt::Gemm(g) => out.push(g),
-                Stmt::For { body, .. } => calls(body, out),
-                Stmt::If(_, a, b) => {
-                    calls(a, out);
-                    calls(b, out);
-                }
-                Stmt::Set(..) | Stmt::Store(..) | Stmt::Check(..) | Stmt::Winograd(_) => {}
-            }
-        }
-    }
     let len = kernel.bufs[w.0 as usize].len;
     let mut gemms = Vec::new();
-    calls(&mut kernel.body, &mut gemms);
-    let ok = !gemms.is_empty()
-        && gemms.iter().all(|g| {
-            g.a.buf == w
-                && g.im2col.is_some()
-                && g.a.rs == g.k as i64
-                && g.a.cs == 1
-                && g.m > 0
-                && g.k > 0
-                && len.is_multiple_of(g.m * g.k)
-                && (g.m, g.k) == (gemms[0].m, gemms[0].k)
-        });
+    gemm_calls(&mut kernel.body, &mut gemms);
+    let Some(first) = gemms.first() else {
+        return;
+    };
+    let transposed = first.im2col.is_none();
+    let ok = gemms.iter().all(|g| {
+        g.a.buf == w
+            && g.im2col.is_some() != transposed
+            && !g.b_packed
+            && if transposed {
+                (g.a.rs, g.a.cs) == (1, g.m as i64)
+            } else {
+                (g.a.rs, g.a.cs) == (g.k as i64, 1)
+            }
+            && g.m > 0
+            && g.k > 0
+            && len.is_multiple_of(g.m * g.k)
+            && (g.m, g.k) == (first.m, first.k)
+    });
     if !ok {
         return;
     }
     let pack = loops::PackA {
-        m: gemms[0].m,
-        k: gemms[0].k,
-        groups: len / (gemms[0].m * gemms[0].k),
+        m: first.m,
+        k: first.k,
+        groups: len / (first.m * first.k),
+        transposed,
     };
     for g in gemms {
         // The offset of group g's matrix, g * m * k, becomes that of its packed form.

@@ -327,7 +327,7 @@ pub struct GemmCall {
     /// from the image (`sinter_microkernels::im2col`), so the matrix is never built.
     pub im2col: Option<Im2col>,
     /// A is packed ahead of time (its buffer has [`BufDecl::pack_a`]; `a`'s offset is that of
-    /// the packed matrix, its strides unused). Only with `im2col`.
+    /// the packed matrix, its strides unused).
     pub a_packed: bool,
     /// B is packed ahead of time (its buffer has [`BufDecl::pack_b`], and `b` is at offset 0;
     /// its strides are unused). Never with `im2col`.
@@ -475,12 +475,16 @@ impl PackB {
 /// How a constant weight buffer is packed ahead of time (see [`BufDecl::pack_a`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PackA {
-    /// Rows of each matrix (a conv group's output channels).
+    /// Rows of each matrix (a conv group's output channels; a transposed conv's
+    /// `C_out/groups * kH * kW`).
     pub m: usize,
-    /// Columns of each matrix (`C_in/groups * kH * kW`).
+    /// Columns of each matrix (`C_in/groups * kH * kW`; a transposed conv's `C_in/groups`).
     pub k: usize,
     /// Matrices, one after another in the constant.
     pub groups: usize,
+    /// Each matrix is stored transposed (element `(i, j)` at `j * m + i`): a transposed
+    /// convolution's weights, read as `w[g]^T`.
+    pub transposed: bool,
 }
 
 impl PackA {

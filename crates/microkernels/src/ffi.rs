@@ -4,7 +4,7 @@
 //! per call, see `shared/CODEGEN-NOTES.md`). They take raw pointers and do no checking: the
 //! JIT has verified shapes at compile time. Two levels are offered:
 //!
-//! - whole GEMMs ([`sinter_sgemm`], [`sinter_sgemm_threaded`], [`sinter_sgemm_packed_b`]),
+//! - whole GEMMs ([`sinter_sgemm`], [`sinter_sgemm_threaded`], [`sinter_sgemm_prepacked`]),
 //!   for matmul, gemm and im2col convolutions, and [`sinter_sgemm_epilogue`], which also adds
 //!   a bias and applies ReLU per tile (a layer's bias and activation without a pass over C);
 //! - the building blocks ([`sinter_pack_a`], [`sinter_pack_b`], [`sinter_ukernel`]), so a later
@@ -266,15 +266,17 @@ fn epilogue(
     }
 }
 
-/// [`sinter_sgemm_epilogue`] with B already packed: `packed` is [`crate::PackedB::as_ptr`]
-/// (or a copy of [`crate::PackedB::as_slice`]) of a `PackedB` built with the same `k` and `n`:
-/// constant weights packed once, when the graph was compiled.
+/// [`sinter_sgemm_epilogue`] with operands packed ahead of time: constant weights packed
+/// once, when the graph was compiled. `flags` bit 0: `a` is [`crate::pack_a_whole`] of the
+/// `m x k` A (`rsa`, `csa` unused); bit 1: `b` is the data of a [`crate::PackedB`] built with
+/// the same `k` and `n` (`rsb`, `csb` unused). An operand whose bit is clear is strided.
 ///
 /// # Safety
-/// As for [`sinter_sgemm_epilogue`] for A, C and the epilogue; `packed` must point to the
-/// `k * ceil(n / NR) * NR` floats of such a packed matrix.
+/// As for [`sinter_sgemm_epilogue`] for strided operands, C and the epilogue; a packed `a`
+/// must hold [`crate::layout::packed_a_whole_len`]`(m, k)` floats, a packed `b`
+/// `k * ceil(n / NR) * NR`.
 #[allow(clippy::too_many_arguments)] // the BLAS argument list
-pub unsafe extern "C" fn sinter_sgemm_packed_b(
+pub unsafe extern "C" fn sinter_sgemm_prepacked(
     m: usize,
     n: usize,
     k: usize,
@@ -282,7 +284,10 @@ pub unsafe extern "C" fn sinter_sgemm_packed_b(
     a: *const f32,
     rsa: isize,
     csa: isize,
-    packed: *const f32,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    flags: u8,
     beta: f32,
     c: *mut f32,
     rsc: isize,
@@ -297,40 +302,42 @@ pub unsafe extern "C" fn sinter_sgemm_packed_b(
     slope_rs: isize,
     slope_cs: isize,
 ) {
-    let a = MatRef {
-        ptr: a,
-        rs: rsa,
-        cs: csa,
+    let a = if flags & 1 != 0 {
+        ASrc::Packed {
+            data: a,
+            m_pad: m.div_ceil(MR) * MR,
+            row0: 0,
+        }
+    } else {
+        ASrc::Strided(MatRef {
+            ptr: a,
+            rs: rsa,
+            cs: csa,
+        })
+    };
+    let b = if flags & 2 != 0 {
+        BSrc::Packed {
+            data: b,
+            n_pad: n.div_ceil(NR) * NR,
+            col0: 0,
+        }
+    } else {
+        BSrc::Strided(MatRef {
+            ptr: b,
+            rs: rsb,
+            cs: csb,
+        })
     };
     let c = MatMut {
         ptr: c,
         rs: rsc,
         cs: csc,
     };
-    let b = BSrc::Packed {
-        data: packed,
-        n_pad: n.div_ceil(NR) * NR,
-        col0: 0,
-    };
     let epi = epilogue(
         bias, bias_rs, bias_cs, act, act_alpha, slope, slope_rs, slope_cs,
     );
     // SAFETY: the caller's contract is the driver's; the detected ISA is available.
-    unsafe {
-        gemm_parallel(
-            Isa::detect(),
-            m,
-            n,
-            k,
-            alpha,
-            ASrc::Strided(a),
-            b,
-            beta,
-            c,
-            epi,
-            threads,
-        )
-    }
+    unsafe { gemm_parallel(Isa::detect(), m, n, k, alpha, a, b, beta, c, epi, threads) }
 }
 
 /// Computes one tile of C from packed panels:
@@ -528,7 +535,8 @@ pub unsafe extern "C" fn sinter_winograd_output(
 /// The C-ABI entries by name, for `cranelift_jit::JITBuilder::symbol(name, ptr)`.
 ///
 /// Names and signatures (`usize`/`isize` are pointer-sized integers, `f32` is `F32`):
-/// `sinter_sgemm`, `sinter_sgemm_threaded`, `sinter_sgemm_packed_b`, `sinter_ukernel`,
+/// `sinter_sgemm`, `sinter_sgemm_threaded`, `sinter_sgemm_epilogue`, `sinter_sgemm_conv`,
+/// `sinter_sgemm_prepacked`, `sinter_ukernel`,
 /// `sinter_pack_a`, `sinter_pack_b`, `sinter_winograd_filter`, `sinter_winograd_input`,
 /// `sinter_winograd_output`, as declared in this module.
 pub fn symbols() -> Vec<(&'static str, *const u8)> {
@@ -537,7 +545,10 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         ("sinter_sgemm_threaded", sinter_sgemm_threaded as *const u8),
         ("sinter_sgemm_epilogue", sinter_sgemm_epilogue as *const u8),
         ("sinter_sgemm_conv", sinter_sgemm_conv as *const u8),
-        ("sinter_sgemm_packed_b", sinter_sgemm_packed_b as *const u8),
+        (
+            "sinter_sgemm_prepacked",
+            sinter_sgemm_prepacked as *const u8,
+        ),
         ("sinter_ukernel", sinter_ukernel as *const u8),
         ("sinter_pack_a", sinter_pack_a as *const u8),
         ("sinter_pack_b", sinter_pack_b as *const u8),

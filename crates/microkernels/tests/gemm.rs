@@ -546,7 +546,7 @@ fn c_abi_entries() {
     let mut c = c0.clone();
     // SAFETY: as above; `packed` was built with the same k and n.
     unsafe {
-        ffi::sinter_sgemm_packed_b(
+        ffi::sinter_sgemm_prepacked(
             m,
             n,
             k,
@@ -555,6 +555,9 @@ fn c_abi_entries() {
             k as isize,
             1,
             packed.as_ptr(),
+            0,
+            0,
+            2,
             0.5,
             c.as_mut_ptr(),
             n as isize,
@@ -570,7 +573,7 @@ fn c_abi_entries() {
             0,
         )
     };
-    assert_close(&c, &want, &tol, "sinter_sgemm_packed_b");
+    assert_close(&c, &want, &tol, "sinter_sgemm_prepacked");
 
     // Pack everything (k <= KC), then one ukernel call per tile.
     let mut pa = vec![0.0f32; layout::packed_a_len(m, k)];

@@ -418,7 +418,12 @@ fn pack_constants(
                     }
                     let mut out = Vec::with_capacity(b.len);
                     for m in w.chunks_exact(size) {
-                        let one = sinter_microkernels::pack_a_whole(p.m, p.k, m, p.k as isize, 1)
+                        let (rs, cs) = if p.transposed {
+                            (1, p.m as isize)
+                        } else {
+                            (p.k as isize, 1)
+                        };
+                        let one = sinter_microkernels::pack_a_whole(p.m, p.k, m, rs, cs)
                             .map_err(|e| err(e.to_string()))?;
                         out.extend(one);
                     }

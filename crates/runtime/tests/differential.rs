@@ -787,6 +787,61 @@ fn constant_gemm_weights_are_prepacked() {
     }
 }
 
+/// Constant weights of transposed convolutions (read as `w[g]^T`) are packed once at compile
+/// time, transposed (`PackA::transposed`), and the convolutions match the interpreter:
+/// groups, stride and padding, a 1x1 input image (the DCGAN's first layer), more than one
+/// 6-row panel per matrix and a partial last one, bias and a trailing activation; normal,
+/// bounds-checked and on 2 threads.
+#[test]
+fn constant_transposed_conv_weights_are_prepacked() {
+    let mut state = 0x5DEE_CE66_D1CE_4E5Bu64;
+    let mut lit = |n: usize| literal(&mut state, n);
+    let src = format!(
+        "graph @prepack_t {{ input %x: f32[3,6,4,5]  input %z: f32[2,10,1,1]
+           const %w: f32[6,5,3,3] = {}
+           const %b: f32[10] = {}
+           const %v: f32[10,7,4,4] = {}
+           %y = conv_transpose2d(%x, %w, %b) {{stride=[2, 2], pad=[1, 0, 1, 1], groups=2}}
+           %yt = tanh(%y)
+           %u = conv_transpose2d(%z, %v)  %ur = relu(%u)
+           output %yt, %ur }}",
+        lit(6 * 5 * 9),
+        lit(10),
+        lit(10 * 7 * 16)
+    );
+    let g = sinter_ir::parse(&src).unwrap();
+    let c = Compiled::new(&g, CompileOptions::default()).unwrap();
+    let packed: Vec<(String, sinter_lower::loops::PackA)> = c
+        .program
+        .steps
+        .iter()
+        .flat_map(|s| s.kernel.bufs.iter())
+        .filter_map(|b| b.pack_a.map(|p| (b.name.clone(), p)))
+        .collect();
+    let pack = |m, k, groups| sinter_lower::loops::PackA {
+        m,
+        k,
+        groups,
+        transposed: true,
+    };
+    assert_eq!(
+        packed,
+        vec![
+            ("w".to_string(), pack(45, 3, 2)),
+            ("v".to_string(), pack(112, 10, 1)),
+        ]
+    );
+    for (seed, mut opts) in [CompileOptions::default(), CompileOptions::checked()]
+        .into_iter()
+        .enumerate()
+    {
+        for threads in [1, 2] {
+            opts.lower.threads = threads;
+            check(&g, &inputs_for(&g, 90 + seed as u64), opts, 1e-5);
+        }
+    }
+}
+
 /// Constant conv weights of implicit-im2col convolutions are packed once at compile time (`BufDecl::pack_a`) and the packed
 /// convolutions match the interpreter, normal and bounds-checked: groups, an output-channel
 /// count that is not a multiple of the 6-row panels, more rows than one cache block (150 >
@@ -825,7 +880,12 @@ fn constant_conv_weights_are_prepacked() {
         .flat_map(|s| s.kernel.bufs.iter())
         .filter_map(|b| b.pack_a.map(|p| (b.name.clone(), p)))
         .collect();
-    let pack = |m, k, groups| sinter_lower::loops::PackA { m, k, groups };
+    let pack = |m, k, groups| sinter_lower::loops::PackA {
+        m,
+        k,
+        groups,
+        transposed: false,
+    };
     assert_eq!(
         packed,
         [
