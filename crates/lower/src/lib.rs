@@ -177,18 +177,20 @@ pub fn lower_graph(graph: &Graph, opt: LowerOptions) -> Result<Program, LowerErr
                 output: 0,
             };
         }
-        if matches!(
-            op.kind(),
-            sinter_ir::OpKind::Conv2d | sinter_ir::OpKind::ConvTranspose2d
-        ) && matches!(graph.node(node.inputs[1].node).kind, NodeKind::Const(_))
-        {
+        let is_const = |i: usize| {
+            node.inputs
+                .get(i)
+                .is_some_and(|v| matches!(graph.node(v.node).kind, NodeKind::Const(_)))
+        };
+        use sinter_ir::OpKind;
+        if matches!(op.kind(), OpKind::Conv2d | OpKind::ConvTranspose2d) && is_const(1) {
             prepack_weights(&mut kernel, loops::Buf(1));
         }
-        if matches!(
-            op.kind(),
-            sinter_ir::OpKind::Gemm | sinter_ir::OpKind::Matmul
-        ) && matches!(graph.node(node.inputs[1].node).kind, NodeKind::Const(_))
-        {
+        // The Winograd product's A is the transformed filter: a constant for frozen weights.
+        if matches!(op.kind(), OpKind::Matmul) && is_const(0) {
+            prepack_weights(&mut kernel, loops::Buf(0));
+        }
+        if matches!(op.kind(), OpKind::Gemm | OpKind::Matmul) && is_const(1) {
             prepack_b(&mut kernel, loops::Buf(1));
         }
         let mut covered = vec![i];
@@ -276,11 +278,10 @@ fn prepack_b(kernel: &mut Kernel, b: Buf) {
 /// [`loops::BufDecl::pack_a`]) and points the kernel's GEMM calls at the packed matrices:
 /// per-call packing of the weights (the A operand) was a copy of every weight on every run
 /// (for a transposed convolution of a 1x1 or 4x4 image, far more work than the product).
-/// Either every call reads A row-major with implicit im2col (a convolution), or every call
-/// reads it transposed (`rs == 1`, `cs == m`: a transposed convolution's `w[g]^T`). Calls
-/// without implicit im2col of a convolution (1x1 convolutions read the image as a plain B)
-/// keep the weights as they are, and so does the whole kernel if one of them reads `w`,
-/// since the buffer then holds one layout or the other.
+/// Either every call reads A row-major (a convolution's weights, a Winograd product's
+/// transformed filter) or every call reads it transposed (`rs == 1`, `cs == m`: a transposed
+/// convolution's `w[g]^T`), each call one whole matrix of the same shape; otherwise the
+/// weights stay as they are (the buffer holds one layout or the other).
 fn prepack_weights(kernel: &mut Kernel, w: Buf) {
     let len = kernel.bufs[w.0 as usize].len;
     let mut gemms = Vec::new();
@@ -288,11 +289,9 @@ fn prepack_weights(kernel: &mut Kernel, w: Buf) {
     let Some(first) = gemms.first() else {
         return;
     };
-    let transposed = first.im2col.is_none();
+    let transposed = (first.a.rs, first.a.cs) != (first.k as i64, 1);
     let ok = gemms.iter().all(|g| {
         g.a.buf == w
-            && g.im2col.is_some() != transposed
-            && !g.b_packed
             && if transposed {
                 (g.a.rs, g.a.cs) == (1, g.m as i64)
             } else {

@@ -842,11 +842,11 @@ fn constant_transposed_conv_weights_are_prepacked() {
     }
 }
 
-/// Constant conv weights of implicit-im2col convolutions are packed once at compile time (`BufDecl::pack_a`) and the packed
+/// Constant conv weights are packed once at compile time (`BufDecl::pack_a`) and the packed
 /// convolutions match the interpreter, normal and bounds-checked: groups, an output-channel
 /// count that is not a multiple of the 6-row panels, more rows than one cache block (150 >
 /// 144), k > 192 (several k slices), stride, padding and dilation, one constant read by two
-/// convolutions, and a 1x1 convolution (no im2col: its weights stay as they are).
+/// convolutions, and a 1x1 convolution (no im2col: the image is a plain B).
 #[test]
 fn constant_conv_weights_are_prepacked() {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
@@ -892,6 +892,7 @@ fn constant_conv_weights_are_prepacked() {
             ("w".to_string(), pack(5, 27, 2)),
             ("w".to_string(), pack(5, 27, 2)),
             ("v".to_string(), pack(150, 216, 1)),
+            ("p".to_string(), pack(4, 6, 1)),
         ]
     );
     // The first convolution's kernel: packed weights, the implicit operand, no col scratch.
@@ -943,6 +944,16 @@ fn constant_winograd_filters_are_folded_at_compile_time() {
             ["winograd_filter_ui"],
             "only the input weight's transform runs"
         );
+        // The folded transforms are constants, packed once as the products' A operands.
+        let packed: Vec<&str> = c
+            .program
+            .steps
+            .iter()
+            .flat_map(|s| s.kernel.bufs.iter())
+            .filter(|b| b.pack_a.is_some())
+            .map(|b| b.name.as_str())
+            .collect();
+        assert_eq!(packed, ["u", "ut"]);
         check(&g, &inputs_for(&g, 3), opts, Tol::Scaled(1e-5));
     }
 }

@@ -80,6 +80,9 @@ enum Command {
         /// Threads the kernels are lowered for (parallel loops, threaded GEMM calls).
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Rewrite the graph by equality saturation first, as `sinter opt` does.
+        #[arg(long)]
+        optimize: bool,
     },
     /// Time a JIT-compiled graph (or, with `--train`, one training step of it): median of
     /// repeated runs after warm-up, per-kernel times.
@@ -340,8 +343,16 @@ fn run(cli: Cli) -> Result<(), String> {
             emit,
             timings,
             threads,
+            optimize,
         } => {
             let g = load(&file)?;
+            let g = if optimize {
+                sinter_rewrite::optimize(&g, &sinter_rewrite::Options::default())
+                    .map_err(|e| format!("{}: optimiser: {e}", file.display()))?
+                    .0
+            } else {
+                g
+            };
             let s = jit_cli::compile(&g, emit, timings, threads)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             print!("{s}");
