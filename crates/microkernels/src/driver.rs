@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use crate::GemmError;
 use crate::im2col::{ConvGeom, pack_b_conv, pack_b_conv_t};
 use crate::isa::Isa;
-use crate::kernels::{DirectTileFn, TileFn, direct_tile_fn, tile_fn, tile_partial};
+use crate::kernels::{DirectTileFn, TileFn, direct_tile_fn, half_tile_fn, tile_fn, tile_partial};
 use crate::layout::{KC, MC, MR, NC, NR, packed_a_len, packed_b_len};
 use crate::pack::{pack_a, pack_b};
 use crate::packed_b::PackedB;
@@ -549,6 +549,7 @@ unsafe fn nest(
     bbuf: *mut f32,
 ) {
     let epi = (!epi.is_none()).then_some(epi);
+    let half = half_tile_fn(isa);
     // A read in place (small N, row-major A): only from a strided A.
     let strided = match a {
         ASrc::Strided(a) => Some(a),
@@ -639,7 +640,9 @@ unsafe fn nest(
                         // SAFETY: ap/bp are packed panels of kc*MR / kc*NR floats; the
                         // mr x nr tile at cp is inside C.
                         unsafe {
-                            tile_partial(kernel, mr, nr, kc, alpha, ap, bp, beta_k, cp, c.rs, c.cs)
+                            tile_partial(
+                                kernel, half, mr, nr, kc, alpha, ap, bp, beta_k, cp, c.rs, c.cs,
+                            )
                         };
                     }
                     if let (Some(e), true) = (epi, last_k) {

@@ -21,7 +21,7 @@
 
 use crate::driver::{ASrc, Act, BSrc, Epi, MatMut, MatRef, gemm_parallel, gemm_strided};
 use crate::isa::Isa;
-use crate::kernels::{tile_fn, tile_partial};
+use crate::kernels::{half_tile_fn, tile_fn, tile_partial};
 use crate::layout::{MR, NR};
 use crate::pack::{pack_a, pack_b};
 use crate::winograd;
@@ -368,6 +368,7 @@ pub unsafe extern "C" fn sinter_ukernel(
     unsafe {
         tile_partial(
             kernel,
+            half_tile_fn(Isa::detect()),
             mr.min(MR),
             nr.min(NR),
             k,

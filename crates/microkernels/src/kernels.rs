@@ -47,7 +47,24 @@ pub(crate) fn tile_fn(isa: Isa) -> TileFn {
     }
 }
 
-/// Computes the top-left `mr x nr` part of a tile (`mr <= MR`, `nr <= NR`).
+/// A kernel for tiles of at most [`HALF_NR`] columns, where the ISA's full kernel would compute
+/// the unused half too: AVX2's runs the `6 x 32` tile as two `6 x 16` passes, and a tile of 16
+/// columns or fewer (a Winograd product over 16 tiles, a narrow last panel) needs only the
+/// first. It computes columns `0..16` of the tile, as the full kernel would, and writes only
+/// those.
+pub(crate) fn half_tile_fn(isa: Isa) -> Option<TileFn> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Some(x86::tile_avx2_half),
+        _ => None,
+    }
+}
+
+/// The columns [`half_tile_fn`]'s kernels compute.
+pub(crate) const HALF_NR: usize = 16;
+
+/// Computes the top-left `mr x nr` part of a tile (`mr <= MR`, `nr <= NR`), with `half` (see
+/// [`half_tile_fn`]) when `nr <= HALF_NR` and there is one.
 ///
 /// # Safety
 /// As for [`TileFn`], but only `c + i*rsc + j*csc` for `i < mr`, `j < nr` need be valid, and
@@ -55,6 +72,7 @@ pub(crate) fn tile_fn(isa: Isa) -> TileFn {
 #[allow(clippy::too_many_arguments)] // the BLAS argument list, passed straight through
 pub(crate) unsafe fn tile_partial(
     kernel: TileFn,
+    half: Option<TileFn>,
     mr: usize,
     nr: usize,
     k: usize,
@@ -71,6 +89,10 @@ pub(crate) unsafe fn tile_partial(
         unsafe { kernel(k, alpha, a, b, beta, c, rsc, csc) };
         return;
     }
+    let kernel = match half {
+        Some(h) if nr <= HALF_NR => h,
+        _ => kernel,
+    };
     let mut tmp = [0.0f32; MR * NR];
     // SAFETY: `tmp` is a full MR x NR row-major tile; `a`, `b` are valid per the contract.
     unsafe { kernel(k, alpha, a, b, 0.0, tmp.as_mut_ptr(), NR as isize, 1) };
@@ -84,13 +106,15 @@ pub(crate) unsafe fn tile_partial(
     }
 }
 
-/// Writes `alpha * acc + beta * C` for a tile held in a row-major scratch array.
+/// Writes `alpha * acc + beta * C` for the first `cols` columns of a tile held in a row-major
+/// scratch array.
 ///
 /// # Safety
 /// Every `c + i*rsc + j*csc` (`i < MR`, `j < NR`) must be valid.
 #[inline(always)]
 unsafe fn store_scalar(
     acc: &[f32; MR * NR],
+    cols: usize,
     alpha: f32,
     beta: f32,
     c: *mut f32,
@@ -98,7 +122,7 @@ unsafe fn store_scalar(
     csc: isize,
 ) {
     for i in 0..MR {
-        for j in 0..NR {
+        for j in 0..cols.min(NR) {
             // SAFETY: i < MR, j < NR, valid per the contract.
             let cij = unsafe { &mut *c.offset(i as isize * rsc + j as isize * csc) };
             let v = alpha * acc[i * NR + j];
@@ -139,7 +163,7 @@ pub(crate) unsafe fn tile_portable(
         }
     }
     // SAFETY: forwarded contract on `c`.
-    unsafe { store_scalar(&acc, alpha, beta, c, rsc, csc) };
+    unsafe { store_scalar(&acc, NR, alpha, beta, c, rsc, csc) };
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -209,7 +233,7 @@ pub(crate) mod x86 {
                 }
             }
             // SAFETY: forwarded contract on `c`.
-            unsafe { store_scalar(&tmp, alpha, beta, c, rsc, csc) };
+            unsafe { store_scalar(&tmp, NR, alpha, beta, c, rsc, csc) };
         }
     }
 
@@ -231,7 +255,27 @@ pub(crate) mod x86 {
         csc: isize,
     ) {
         // SAFETY: forwarded contract.
-        unsafe { tile_avx2_impl::<false>(k, alpha, a, 0, b, beta, c, rsc, csc) }
+        unsafe { tile_avx2_impl::<false, 2>(k, alpha, a, 0, b, beta, c, rsc, csc) }
+    }
+
+    /// [`tile_avx2`]'s first `6 x 16` pass only (see [`super::half_tile_fn`]).
+    ///
+    /// # Safety
+    /// See [`super::TileFn`] (only columns `0..16` of C are written); the CPU must support
+    /// AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn tile_avx2_half(
+        k: usize,
+        alpha: f32,
+        a: *const f32,
+        b: *const f32,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { tile_avx2_impl::<false, 1>(k, alpha, a, 0, b, beta, c, rsc, csc) }
     }
 
     /// [`tile_avx2`] reading A unpacked from `MR` row-major rows `rsa` apart: for a small N
@@ -252,16 +296,17 @@ pub(crate) mod x86 {
         csc: isize,
     ) {
         // SAFETY: forwarded contract.
-        unsafe { tile_avx2_impl::<true>(k, alpha, a, rsa, b, beta, c, rsc, csc) }
+        unsafe { tile_avx2_impl::<true, 2>(k, alpha, a, rsa, b, beta, c, rsc, csc) }
     }
 
-    /// The AVX2 kernel body, A packed (`DIRECT = false`, `rsa` unused) or unpacked.
+    /// The AVX2 kernel body, A packed (`DIRECT = false`, `rsa` unused) or unpacked, over the
+    /// first `PASSES` 16-column halves of the tile (2: the whole tile).
     ///
     /// # Safety
     /// See [`tile_avx2`] and [`tile_avx2_direct`].
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn tile_avx2_impl<const DIRECT: bool>(
+    unsafe fn tile_avx2_impl<const DIRECT: bool, const PASSES: usize>(
         k: usize,
         alpha: f32,
         a: *const f32,
@@ -275,7 +320,7 @@ pub(crate) mod x86 {
         let va = _mm256_set1_ps(alpha);
         let vb = _mm256_set1_ps(beta);
         let mut tmp = [0.0f32; MR * NR];
-        for ch in 0..2 {
+        for ch in 0..PASSES {
             let mut acc = [[_mm256_setzero_ps(); 2]; MR];
             for p in 0..k {
                 if DIRECT && ch == 0 && p % 16 == 0 {
@@ -332,7 +377,7 @@ pub(crate) mod x86 {
         }
         if csc != 1 {
             // SAFETY: forwarded contract on `c`.
-            unsafe { store_scalar(&tmp, alpha, beta, c, rsc, csc) };
+            unsafe { store_scalar(&tmp, PASSES * 16, alpha, beta, c, rsc, csc) };
         }
     }
 

@@ -156,6 +156,8 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (4, 5, 0),    // k = 0: C = beta * C
     (2, 37, 100), // m <= 4: the skinny path where B is contiguous along k
     (4, 9, 20),
+    (12, 16, 30), // tiles of exactly 16 columns: AVX2's half-width kernel
+    (7, 48, 5),   // a full 32-column panel, then one of 16
     (0, 5, 3),
     (5, 0, 3),
 ];
