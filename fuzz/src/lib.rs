@@ -116,7 +116,9 @@ pub fn optimize(data: &[u8]) {
 /// Target `jit_diff`: the bytes decoded into a small random graph ([`decode_graph`]), run on
 /// the interpreter and through the JIT in bounds-checked mode. Both must succeed with the same
 /// values (within [`tolerance`]) or both fail. For odd seeds every convolution takes the
-/// implicit im2col path (which by default only large images take).
+/// implicit im2col path (which by default only large images take). For seeds whose bit 1 is
+/// set the kernels are lowered for 2 or 3 threads with no work threshold, so every kernel
+/// whose outer loop the lowering proves independent runs in pieces (`sinter_lower::parallel`).
 pub fn jit_diff(data: &[u8]) {
     let Some((g, seed)) = decode_graph(data) else {
         return;
@@ -127,6 +129,10 @@ pub fn jit_diff(data: &[u8]) {
     let mut opts = sinter_runtime::CompileOptions::checked();
     if seed % 2 == 1 {
         opts.lower.implicit_im2col_bytes = 0;
+    }
+    if seed & 2 != 0 {
+        opts.lower.threads = 2 + (seed as usize >> 2) % 2;
+        opts.lower.parallel_min_work = 0;
     }
     let compiled = sinter_runtime::Compiled::new(&g, opts)
         .unwrap_or_else(|e| panic!("a verified graph does not compile: {e}\n{src}"));

@@ -1802,8 +1802,54 @@ fn gemm_conv_transpose2d(
     let groups = groups.max(1);
     let cig = c_in / groups;
     let (rows, hw, ohw) = (cog * kh * kw, h * w, oh * ow);
-    let cols = k.scratch("cols", Ty::F32, rows * hw);
     let (x, wb) = (ib[0], ib[1]);
+    if hw == 1 && n > 1 {
+        // One input pixel per image (a DCGAN's first layer, from the noise vector): per image
+        // the product would be a matrix-vector product that reads every weight once for a
+        // single column. Fold the batch into the GEMM's columns instead, `cols (rows x n) =
+        // w[g]^T * x[:, g]`, then scatter each image's column.
+        let cols = k.scratch("cols", Ty::F32, rows * n);
+        let s = for_(k, "g", groups, |k, g| {
+            let mut s = vec![Stmt::Gemm(Box::new(GemmCall {
+                m: rows,
+                n,
+                k: cig,
+                alpha: 1.0,
+                beta: 0.0,
+                a: mat(wb, g.clone() * c(cig * rows), 1, rows),
+                // Element (q, b) is x[b, g * cig + q].
+                b: mat(x, g.clone() * c(cig), 1, c_in),
+                c: mat(cols, Expr::I(0), n, 1),
+                threads,
+                epilogue: GemmEpilogue::default(),
+                im2col: None,
+                a_packed: false,
+                b_packed: false,
+            }))];
+            s.push(for_(k, "b", n, |k, b| {
+                let first = (b.clone() * c(c_out) + g.clone() * c(cog)) * c(ohw);
+                let mut s = vec![for_(k, "z", cog * ohw, |_, z| {
+                    vec![Stmt::Store(o, first.clone() + z, Expr::F(0.0))]
+                })];
+                s.extend(col2im(
+                    k,
+                    (cols, [cog, kh, kw, h, w]),
+                    (n as i64, b.clone()),
+                    (o, od),
+                    (b, g.clone()),
+                    ax,
+                ));
+                s
+            }));
+            s
+        });
+        k.body.push(s);
+        if let Some(&bb) = ib.get(2) {
+            add_channel_bias(k, o, od, bb);
+        }
+        return Ok(());
+    }
+    let cols = k.scratch("cols", Ty::F32, rows * hw);
     let per_image = for_(k, "b", n, |k, b| {
         let mut s = vec![for_(k, "g", groups, |k, g| {
             let first = (b.clone() * c(c_out) + g.clone() * c(cog)) * c(ohw);
@@ -1831,6 +1877,7 @@ fn gemm_conv_transpose2d(
             s.extend(col2im(
                 k,
                 (cols, [cog, kh, kw, h, w]),
+                (1, Expr::I(0)),
                 (o, od),
                 (b.clone(), g),
                 ax,
@@ -1851,8 +1898,9 @@ fn gemm_conv_transpose2d(
     Ok(())
 }
 
-/// col2im of one image and group: each `cols` element (row `(co, ky, kx)`, column `(y, x)`)
-/// is added to the output position its tap reaches, `(y * stride + ky * dilation - before,
+/// col2im of one image and group: each `cols` element (row `(co, ky, kx)`, column `(y, x)`;
+/// element `r` of the image's matrix is `cols[r * col_stride + col0]`, so one column of a
+/// batch-wide matrix can be read) is added to the output position its tap reaches, `(y * stride + ky * dilation - before,
 /// x * ...)`, if inside. The kernel's `kx` is unrolled, so that along
 /// each row the columns whose output lands inside form one range known at compile time: no
 /// test per element, and with stride 1 a contiguous (vectorised) add. Every output still
@@ -1860,6 +1908,7 @@ fn gemm_conv_transpose2d(
 fn col2im(
     k: &mut Kernel,
     (cols, [cog, kh, kw, h, w]): (Buf, [usize; 5]),
+    (col_stride, col0): (i64, Expr),
     (o, od): (Buf, [usize; 4]),
     (b, g): (Expr, Expr),
     ax: [Axis; 2],
@@ -1892,7 +1941,10 @@ fn col2im(
                 vec![accumulate(
                     o,
                     orow.clone() + x.clone() * Expr::I(a.stride) + Expr::I(shift),
-                    load(cols, crow.clone() + x),
+                    load(
+                        cols,
+                        (crow.clone() + x) * Expr::I(col_stride) + col0.clone(),
+                    ),
                 )]
             }));
         }
