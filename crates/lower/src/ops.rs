@@ -2029,10 +2029,11 @@ fn lower_pool(
 }
 
 /// Pooling a row of outputs at a time: the row starts at -inf (max) or 0 (average), then for
-/// each tap `(ky, kx)` of the window (row-major, as the interpreter visits them, so ties, NaN
-/// and sums resolve the same way) every output whose tap is inside the image takes the max
-/// with it or adds it. `kx` is unrolled so that those outputs are one range known at compile
-/// time: no test per element, and with stride 1 or 2 the update runs four lanes at a time. An
+/// each window row `ky` every output takes the max with, or adds, its taps `kx` that are
+/// inside the image, in `kx` order (the taps in row-major order, as the interpreter visits
+/// them, so ties, NaN and sums resolve the same way), and is written once per `ky`. `kx` is
+/// unrolled, and the outputs split at compile time into segments with the same inside taps:
+/// no test per element, and with stride 1 or 2 each segment runs four lanes at a time. An
 /// average then divides each output by its count (real taps, or taps inside the padded input),
 /// the product of a per-row count and a per-column count known at compile time, computed as
 /// the integer product and converted once, as the interpreter does.
@@ -2058,24 +2059,54 @@ fn pool_rows(
         let mut s = vec![for_(k, "i", ow, |_, v| {
             vec![Stmt::Store(o, row.clone() + v, Expr::F(init))]
         })];
+        // The outputs whose tap `kx` is inside the image: one range per `kx`. Between the
+        // ranges' ends the set of inside taps is constant: one loop per such segment takes
+        // them all, in `kx` order, and writes the output once.
+        let ranges: Vec<(i64, i64, i64)> =
+            (0..kernel[1]).map(|kx| tap_range(kx, a, w, ow)).collect();
+        let mut cuts: Vec<i64> = ranges
+            .iter()
+            .flat_map(|&(_, lo, hi)| [lo, hi])
+            .chain([0, ow as i64])
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
         let taps = for_(k, "ky", kernel[0] as usize, |k, ky| {
             let iy = k.var("iy", Ty::I64);
             let mut inside = Vec::new();
-            for kx in 0..kernel[1] {
-                let (shift, lo, hi) = tap_range(kx, a, w, ow);
-                if hi == lo {
+            let xrow = idx4(xd, [b.clone(), ch.clone(), Expr::v(iy), Expr::I(0)]);
+            for seg in cuts.windows(2) {
+                let (from, to) = (seg[0], seg[1]);
+                let shifts: Vec<i64> = ranges
+                    .iter()
+                    .filter(|&&(_, lo, hi)| lo <= from && to <= hi)
+                    .map(|&(shift, _, _)| shift)
+                    .collect();
+                if to <= from || shifts.is_empty() {
                     continue;
                 }
-                let xrow = idx4(xd, [b.clone(), ch.clone(), Expr::v(iy), Expr::I(0)]);
-                inside.push(for_(k, "ox", (hi - lo) as usize, |_, v| {
-                    let ox = Expr::I(lo) + v;
+                inside.push(for_(k, "ox", (to - from) as usize, |k, v| {
+                    let ox = Expr::I(from) + v;
                     let at = row.clone() + ox.clone();
-                    let tap = load(x, xrow + ox * Expr::I(a.stride) + Expr::I(shift));
-                    let v = match avg {
-                        None => max_nan(load(o, at.clone()), tap),
-                        Some(_) => load(o, at.clone()) + tap,
-                    };
-                    vec![Stmt::Store(o, at, v)]
+                    let mut acc = k.var("m", Ty::F32);
+                    let mut body = vec![Stmt::Set(acc, load(o, at.clone()))];
+                    for &shift in &shifts {
+                        let tap = load(
+                            x,
+                            xrow.clone() + ox.clone() * Expr::I(a.stride) + Expr::I(shift),
+                        );
+                        let next = k.var("m", Ty::F32);
+                        body.push(Stmt::Set(
+                            next,
+                            match avg {
+                                None => max_nan(Expr::v(acc), tap),
+                                Some(_) => Expr::v(acc) + tap,
+                            },
+                        ));
+                        acc = next;
+                    }
+                    body.push(Stmt::Store(o, at, Expr::v(acc)));
+                    body
                 }));
             }
             vec![
