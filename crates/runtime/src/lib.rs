@@ -213,12 +213,14 @@ fn f32_bytes(v: &[f32]) -> Bytes {
 }
 
 /// The graph with every `winograd_filter` of a constant weight replaced by its transformed
-/// constant (computed by `sinter_microkernels::winograd`, once, here), or `None` if there is
-/// none. The optimiser leaves these transforms in the graph (it prices them as free) rather
-/// than folding them itself, so that only the tile size it chose is ever computed, by the
-/// vectorised transform rather than the interpreter. A weight read by nothing else is dropped
-/// as dead, so the compiled graph holds only the transformed copy.
-fn fold_winograd_filters(g: &Graph) -> Result<Option<Graph>, CompileError> {
+/// constant (computed by `sinter_microkernels::winograd`, once, here), and every `reshape` or
+/// `flatten` of a constant by the reshaped constant, or `None` if there is none. The optimiser
+/// leaves the filter transforms in the graph (it prices them as free) rather than folding
+/// them itself, so that only the tile size it chose is ever computed, by the vectorised
+/// transform rather than the interpreter; a reshaped constant is one the lowering can mark
+/// for packing (an ONNX LSTM's weights). A constant read by nothing else is dropped as dead,
+/// so the compiled graph holds only the transformed copy.
+fn fold_constant_transforms(g: &Graph) -> Result<Option<Graph>, CompileError> {
     use sinter_ir::Op;
     let nodes = g.nodes();
     let is_const = |v: &Value| matches!(nodes[v.node.index()].kind, NodeKind::Const(_));
@@ -332,9 +334,56 @@ fn winograd_filter(
     Tensor::new(&ty.shape, TensorData::F32(u)).map_err(|e| e.to_string())
 }
 
+/// How a buffer's constant is packed (see [`sinter_lower::BufDecl::pack_a`] and `pack_b`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Packing {
+    A(sinter_lower::loops::PackA),
+    B(sinter_lower::loops::PackB),
+}
+
+impl Packing {
+    /// The packed form of the constant `w`.
+    fn pack(self, w: &[f32]) -> Result<Vec<f32>, String> {
+        match self {
+            Packing::A(p) => {
+                let size = p.m * p.k;
+                if w.len() != size * p.groups {
+                    return Err(format!(
+                        "{} elements, not {} matrices of {}x{}",
+                        w.len(),
+                        p.groups,
+                        p.m,
+                        p.k
+                    ));
+                }
+                let (rs, cs) = if p.transposed {
+                    (1, p.m as isize)
+                } else {
+                    (p.k as isize, 1)
+                };
+                let mut out = Vec::new();
+                for m in w.chunks_exact(size) {
+                    out.extend(
+                        sinter_microkernels::pack_a_whole(p.m, p.k, m, rs, cs)
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                Ok(out)
+            }
+            Packing::B(p) => {
+                let packed =
+                    sinter_microkernels::PackedB::new(p.k, p.n, w, p.rs as isize, p.cs as isize)
+                        .map_err(|e| e.to_string())?;
+                Ok(packed.as_slice().to_vec())
+            }
+        }
+    }
+}
+
 /// Constants packed once for the GEMM driver: every buffer that lowering marked
-/// [`sinter_lower::BufDecl::pack_a`] (a convolution's constant weights) gets the packed form of
-/// its constant, shared by all kernels that pack the same constant the same way. Returns the
+/// [`sinter_lower::BufDecl::pack_a`] (a convolution's weights, a Winograd product's filter
+/// transform) or `pack_b` (a gemm's or matmul's weights) gets the packed form of its
+/// constant, shared by all kernels that pack the same constant the same way. Returns the
 /// packed data and, per `(step, buffer)`, its index in it.
 #[allow(clippy::type_complexity)] // two parallel results, used once
 fn pack_constants(
@@ -344,8 +393,7 @@ fn pack_constants(
     const_tensors: &[&Tensor],
 ) -> Result<(Vec<Vec<f32>>, HashMap<(usize, usize), usize>), CompileError> {
     let mut packed: Vec<Vec<f32>> = Vec::new();
-    let mut of: HashMap<(usize, sinter_lower::loops::PackA), usize> = HashMap::new();
-    let mut of_b: HashMap<(usize, sinter_lower::loops::PackB), usize> = HashMap::new();
+    let mut of: HashMap<(usize, Packing), usize> = HashMap::new();
     let mut at = HashMap::new();
     for (s, step) in program.steps.iter().enumerate() {
         let bound = step
@@ -355,44 +403,11 @@ fn pack_constants(
             .enumerate()
             .filter(|(_, b)| !b.scratch);
         for ((bi, b), v) in bound.zip(&step.args) {
-            if let Some(p) = b.pack_b {
-                let err = |message: String| CompileError::Pack {
-                    name: graph.value_name(*v).to_string(),
-                    message,
-                };
-                let Some(&Loc::Const(ci)) = loc.get(v) else {
-                    return Err(err("the buffer is not bound to a constant".into()));
-                };
-                let idx = match of_b.get(&(ci, p)) {
-                    Some(&i) => i,
-                    None => {
-                        let TensorData::F32(w) = const_tensors[ci].data() else {
-                            return Err(err("the constant is not f32".into()));
-                        };
-                        let one = sinter_microkernels::PackedB::new(
-                            p.k,
-                            p.n,
-                            w,
-                            p.rs as isize,
-                            p.cs as isize,
-                        )
-                        .map_err(|e| err(e.to_string()))?;
-                        if one.as_slice().len() != b.len {
-                            return Err(err(format!(
-                                "packed to {} floats, the kernel expects {}",
-                                one.as_slice().len(),
-                                b.len
-                            )));
-                        }
-                        packed.push(one.as_slice().to_vec());
-                        of_b.insert((ci, p), packed.len() - 1);
-                        packed.len() - 1
-                    }
-                };
-                at.insert((s, bi), idx);
-                continue;
-            }
-            let Some(p) = b.pack_a else { continue };
+            let how = match (b.pack_a, b.pack_b) {
+                (Some(p), _) => Packing::A(p),
+                (None, Some(p)) => Packing::B(p),
+                (None, None) => continue,
+            };
             let err = |message: String| CompileError::Pack {
                 name: graph.value_name(*v).to_string(),
                 message,
@@ -400,33 +415,13 @@ fn pack_constants(
             let Some(&Loc::Const(ci)) = loc.get(v) else {
                 return Err(err("the buffer is not bound to a constant".into()));
             };
-            let idx = match of.get(&(ci, p)) {
+            let idx = match of.get(&(ci, how)) {
                 Some(&i) => i,
                 None => {
                     let TensorData::F32(w) = const_tensors[ci].data() else {
                         return Err(err("the constant is not f32".into()));
                     };
-                    let size = p.m * p.k;
-                    if w.len() != size * p.groups {
-                        return Err(err(format!(
-                            "{} elements, not {} matrices of {}x{}",
-                            w.len(),
-                            p.groups,
-                            p.m,
-                            p.k
-                        )));
-                    }
-                    let mut out = Vec::with_capacity(b.len);
-                    for m in w.chunks_exact(size) {
-                        let (rs, cs) = if p.transposed {
-                            (1, p.m as isize)
-                        } else {
-                            (p.k as isize, 1)
-                        };
-                        let one = sinter_microkernels::pack_a_whole(p.m, p.k, m, rs, cs)
-                            .map_err(|e| err(e.to_string()))?;
-                        out.extend(one);
-                    }
+                    let out = how.pack(w).map_err(err)?;
                     if out.len() != b.len {
                         return Err(err(format!(
                             "packed to {} floats, the kernel expects {}",
@@ -435,7 +430,7 @@ fn pack_constants(
                         )));
                     }
                     packed.push(out);
-                    of.insert((ci, p), packed.len() - 1);
+                    of.insert((ci, how), packed.len() - 1);
                     packed.len() - 1
                 }
             };
@@ -541,7 +536,7 @@ impl Compiled {
         graph.verify()?;
         // Composite ops (stochastic pooling) run as their expansion; every name stays.
         let expanded = sinter_ir::expand_composites(graph)?;
-        let folded = fold_winograd_filters(expanded.as_ref())?;
+        let folded = fold_constant_transforms(expanded.as_ref())?;
         let graph = folded.as_ref().unwrap_or(expanded.as_ref());
         let program = sinter_lower::lower_graph(graph, opts.lower)?;
         let lower_time = t0.elapsed();
