@@ -589,8 +589,9 @@ impl<'b> Emitter<'_, 'b> {
         let threads = i(self, w.threads.max(1));
         let tile = i(self, w.tile);
         match &w.stage {
-            WinogradStage::Filter { co, ci } => {
-                let args = [tile, src, i(self, *co), i(self, *ci), dst, threads];
+            WinogradStage::Filter { co, ci, transposed } => {
+                let tr = i(self, usize::from(*transposed));
+                let args = [tile, src, i(self, *co), i(self, *ci), dst, threads, tr];
                 let f = self.func_ref(Extern::WinogradFilter);
                 self.b.ins().call(f, &args);
             }

@@ -98,8 +98,8 @@ impl Extern {
                 [&GEMM[..10], &[I8], &GEMM[10..], &EPILOGUE].concat(),
                 vec![],
             ),
-            // m, w, co, ci, u, threads
-            Extern::WinogradFilter => (vec![I64; 6], vec![]),
+            // m, w, co, ci, u, threads, transposed
+            Extern::WinogradFilter => (vec![I64; 7], vec![]),
             // m, x, n, c, h, w, pad_top, pad_left, pad_bottom, pad_right, v, threads
             Extern::WinogradInput => (vec![I64; 12], vec![]),
             // m, mm, n, co, oh, ow, bias, act, act_alpha, y, threads

@@ -215,12 +215,16 @@ pub struct WinogradCall {
 /// The transform of a [`WinogradCall`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum WinogradStage {
-    /// `winograd_filter` (not `transposed`): 3x3 weights `[co, ci, 3, 3]` to `U: [T, co, ci]`.
+    /// `winograd_filter`: 3x3 weights `[co, ci, 3, 3]` (or `[ci, co, 3, 3]`, `transposed`) to
+    /// `U: [T, co, ci]`.
     Filter {
         /// Output channels.
         co: usize,
         /// Input channels.
         ci: usize,
+        /// The weight is a transposed convolution's, `[ci, co, 3, 3]`, each filter rotated
+        /// by 180 degrees (`winograd_filter`'s `transposed`).
+        transposed: bool,
     },
     /// `winograd_input`: NCHW image `[n, c, h, w]` padded by `pad` (top, left, bottom,
     /// right) to `V: [T, c, tiles]`.
@@ -264,7 +268,7 @@ impl WinogradCall {
     pub fn src_len(&self) -> usize {
         let t = (self.tile + 2) * (self.tile + 2);
         match &self.stage {
-            WinogradStage::Filter { co, ci } => co * ci * 9,
+            WinogradStage::Filter { co, ci, .. } => co * ci * 9,
             WinogradStage::Input { n, c, h, w, .. } => n * c * h * w,
             WinogradStage::Output { n, c, oh, ow, .. } => t * c * n * self.tiles(*oh, *ow),
         }
@@ -274,7 +278,7 @@ impl WinogradCall {
     pub fn dst_len(&self) -> usize {
         let t = (self.tile + 2) * (self.tile + 2);
         match &self.stage {
-            WinogradStage::Filter { co, ci } => t * co * ci,
+            WinogradStage::Filter { co, ci, .. } => t * co * ci,
             WinogradStage::Input { n, c, h, w, pad } => {
                 let oh = h + pad[0] + pad[2] - 2;
                 let ow = w + pad[1] + pad[3] - 2;
@@ -864,12 +868,18 @@ fn print_stmts(k: &Kernel, body: &[Stmt], depth: usize, f: &mut fmt::Formatter<'
             Stmt::Winograd(w) => {
                 let name = |b: Buf| &k.bufs[b.0 as usize].name;
                 match &w.stage {
-                    WinogradStage::Filter { co, ci } => write!(
+                    WinogradStage::Filter { co, ci, transposed } => write!(
                         f,
-                        "{}winograd_filter tile={} {}[{co}, {ci}, 3, 3] -> {} threads={}",
+                        "{}winograd_filter tile={} {}[{}, 3, 3]{} -> {} threads={}",
                         pad_str(depth),
                         w.tile,
                         name(w.src),
+                        if *transposed {
+                            format!("{ci}, {co}")
+                        } else {
+                            format!("{co}, {ci}")
+                        },
+                        if *transposed { " transposed" } else { "" },
                         name(w.dst),
                         w.threads
                     )?,

@@ -6,7 +6,7 @@
 //! the interpreter's order, so the portable path reproduces it) and stores the results.
 //! That is the portable path; with microkernels the transforms are calls of
 //! `sinter_microkernels::winograd` ([`Stmt::Winograd`]), which vectorise (a transposed
-//! filter, an input gradient's in a training step, is rotated into conv2d layout first). (Constant weights have their filter transform computed when the graph is
+//! filter, an input gradient's in a training step, is read rotated by the transform itself). (Constant weights have their filter transform computed when the graph is
 //! compiled, so no kernel runs it.)
 
 use crate::loops::{Buf, Expr, Kernel, Stmt, Ty, Var, WinogradCall, WinogradStage, load};
@@ -71,8 +71,7 @@ fn sandwich(k: &mut Kernel, l: &[f32], x: &[Expr], s: usize, r: &[f32]) -> (Vec<
 }
 
 /// `U[t, co, ci] = (G g G^T)[t]` of each 3x3 filter (rotated and transposed with
-/// `transposed`): with microkernels a call of the vectorised transform (after a loop that
-/// rotates a transposed weight into a scratch buffer), else a loop nest.
+/// `transposed`): with microkernels a call of the vectorised transform, else a loop nest.
 #[allow(clippy::too_many_arguments)] // the lowering's usual operands plus the op's attributes
 pub(crate) fn filter(
     k: &mut Kernel,
@@ -89,24 +88,14 @@ pub(crate) fn filter(
     let (co_n, ci_n) = (out.shape[1], out.shape[2]);
     let w = ib[0];
     if opt.microkernels {
-        // A transposed weight is first rotated into conv2d layout, a scratch buffer.
-        let src = if transposed {
-            let r = k.scratch("rotated", Ty::F32, co_n * ci_n * 9);
-            let body = nest(k, &[co_n, ci_n, 9], "r", |_, idx| {
-                let (co, ci, q) = (idx[0].clone(), idx[1].clone(), idx[2].clone());
-                let from = ((ci * c(co_n) + co.clone()) * c(9)) + (c(8) - q.clone());
-                let to = (co * c(ci_n) + idx[1].clone()) * c(9) + q;
-                vec![Stmt::Store(r, to, load(w, from))]
-            });
-            k.body.extend(body);
-            r
-        } else {
-            w
-        };
         k.body.push(Stmt::Winograd(Box::new(WinogradCall {
-            stage: WinogradStage::Filter { co: co_n, ci: ci_n },
+            stage: WinogradStage::Filter {
+                co: co_n,
+                ci: ci_n,
+                transposed,
+            },
             tile: f.m,
-            src,
+            src: w,
             dst: o,
             threads: opt.threads,
         })));

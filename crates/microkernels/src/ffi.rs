@@ -423,7 +423,9 @@ pub unsafe extern "C" fn sinter_pack_b(
 
 /// The Winograd filter transform ([`crate::winograd::filter_transform`]): `w` of shape
 /// `[co, ci, 3, 3]` to `u` of shape `[T, co, ci]`, `T = (m + 2)^2`, on up to `threads`
-/// threads. An `m` other than 2 or 4 is a caller bug: the call then does nothing.
+/// threads; with `transposed` nonzero `w` is a transposed convolution's weight of shape
+/// `[ci, co, 3, 3]` ([`crate::winograd::filter_transform_transposed`]). An `m` other than 2
+/// or 4 is a caller bug: the call then does nothing.
 ///
 /// # Safety
 /// `w` readable for `co * ci * 9` floats; `u` writable for `T * co * ci` floats, not
@@ -435,12 +437,14 @@ pub unsafe extern "C" fn sinter_winograd_filter(
     ci: usize,
     u: *mut f32,
     threads: usize,
+    transposed: usize,
 ) {
     if m != 2 && m != 4 {
         return;
     }
+    let path = winograd::Path::detect();
     // SAFETY: the caller's contract; `m` is 2 or 4; the detected path is available.
-    unsafe { winograd::filter_raw(winograd::Path::detect(), m, w, co, ci, u, threads) }
+    unsafe { winograd::filter_raw(path, m, w, co, ci, u, threads, transposed != 0) }
 }
 
 /// The Winograd input transform ([`crate::winograd::input_transform`]): `x` of shape

@@ -88,8 +88,8 @@ pub use isa::Isa;
 pub use layout::{KC, MC, MR, NC, NR};
 pub use packed_b::PackedB;
 pub use winograd::{
-    WinogradError, filter_transform, filter_transform_with_isa, input_transform,
-    input_transform_with_isa, output_transform, output_transform_with_isa,
+    WinogradError, filter_transform, filter_transform_transposed, filter_transform_with_isa,
+    input_transform, input_transform_with_isa, output_transform, output_transform_with_isa,
 };
 
 /// Packs a whole row-major-or-strided `m x k` A once (constant weights), in the layout of

@@ -194,6 +194,21 @@ pub fn filter_transform_with_isa(
     u: &mut [f32],
     threads: usize,
 ) -> Result<(), WinogradError> {
+    filter_checked(isa, m, w, co, ci, u, threads, false)
+}
+
+/// [`filter_transform_with_isa`], or its transposed form.
+#[allow(clippy::too_many_arguments)] // the shape, written out
+fn filter_checked(
+    isa: Isa,
+    m: usize,
+    w: &[f32],
+    co: usize,
+    ci: usize,
+    u: &mut [f32],
+    threads: usize,
+    transposed: bool,
+) -> Result<(), WinogradError> {
     let path = Path::of(isa)?;
     check_m(m)?;
     let filters = co.checked_mul(ci).ok_or(WinogradError::Overflow("w"))?;
@@ -201,8 +216,37 @@ pub fn filter_transform_with_isa(
     check_len("u", filters.checked_mul(points(m)), u.len())?;
     // SAFETY: `w` holds `co * ci * 9` floats and `u` `points(m) * co * ci` (checked above);
     // they are distinct slices; `path` is available on this CPU.
-    unsafe { filter_raw(path, m, w.as_ptr(), co, ci, u.as_mut_ptr(), threads) };
+    unsafe {
+        filter_raw(
+            path,
+            m,
+            w.as_ptr(),
+            co,
+            ci,
+            u.as_mut_ptr(),
+            threads,
+            transposed,
+        )
+    };
     Ok(())
+}
+
+/// The filter transform of a transposed convolution's weight `w` of shape `[ci, co, 3, 3]`:
+/// the stride-1 `conv_transpose2d` is the convolution whose filter `(o, c)` is `w[c, o]`
+/// rotated by 180 degrees, and `U` (shape `[T, co, ci]`) is that filter's transform, as
+/// [`filter_transform`] would give for the rotated weight (an input gradient in training).
+///
+/// # Errors
+/// As for [`filter_transform`].
+pub fn filter_transform_transposed(
+    m: usize,
+    w: &[f32],
+    co: usize,
+    ci: usize,
+    u: &mut [f32],
+    threads: usize,
+) -> Result<(), WinogradError> {
+    filter_checked(Isa::detect(), m, w, co, ci, u, threads, true)
 }
 
 /// The input transform: `V[t, c, p] = (BT d BT^T)[i][j]` with `d` the `(m+2) x (m+2)` input
@@ -586,11 +630,13 @@ struct Job {
 // ranges) and reads `src` and `bias`, which nothing writes during the call.
 unsafe impl Sync for Job {}
 
-/// The filter transform without checks.
+/// The filter transform without checks; `transposed`: `w` is a transposed convolution's
+/// weight (see [`filter_transform_transposed`]).
 ///
 /// # Safety
 /// `m` is 2 or 4; `w` readable for `co * ci * 9` floats; `u` writable for
 /// `points(m) * co * ci` floats, not overlapping `w`; `path` available on this CPU.
+#[allow(clippy::too_many_arguments)] // the shape, written out
 pub(crate) unsafe fn filter_raw(
     path: Path,
     m: usize,
@@ -599,6 +645,7 @@ pub(crate) unsafe fn filter_raw(
     ci: usize,
     u: *mut f32,
     threads: usize,
+    transposed: bool,
 ) {
     let work = points(m) * co * ci;
     let shares = threads.max(1).min(co).min(work / MIN_SHARE_FLOATS).max(1);
@@ -613,7 +660,7 @@ pub(crate) unsafe fn filter_raw(
         let cos = share_range(s, shares, co);
         // SAFETY: the caller's contract; each share writes the `U[t, co, ..]` rows of its own
         // output channels.
-        unsafe { job.filter(m, co, ci, cos) }
+        unsafe { job.filter(m, co, ci, cos, transposed) }
     };
     pool::run(shares, piece);
 }
@@ -685,17 +732,17 @@ impl Job {
     ///
     /// # Safety
     /// As for [`filter_raw`], with `cos` inside `0..co`.
-    unsafe fn filter(&self, m: usize, co: usize, ci: usize, cos: Range<usize>) {
+    unsafe fn filter(&self, m: usize, co: usize, ci: usize, cos: Range<usize>, tr: bool) {
         let (w, u) = (self.src, self.dst);
         // SAFETY (each arm): forwarded; the path is available.
         unsafe {
             match (self.path, m) {
                 #[cfg(target_arch = "x86_64")]
-                (Path::Avx2, 2) => x86::filter::<2>(w, co, ci, u, cos),
+                (Path::Avx2, 2) => x86::filter::<2>(w, co, ci, u, cos, tr),
                 #[cfg(target_arch = "x86_64")]
-                (Path::Avx2, _) => x86::filter::<4>(w, co, ci, u, cos),
-                (Path::Portable, 2) => filter_channels::<Portable8, 2>(w, co, ci, u, cos),
-                (Path::Portable, _) => filter_channels::<Portable8, 4>(w, co, ci, u, cos),
+                (Path::Avx2, _) => x86::filter::<4>(w, co, ci, u, cos, tr),
+                (Path::Portable, 2) => filter_channels::<Portable8, 2>(w, co, ci, u, cos, tr),
+                (Path::Portable, _) => filter_channels::<Portable8, 4>(w, co, ci, u, cos, tr),
             }
         }
     }
@@ -1010,6 +1057,7 @@ unsafe fn filter_channels<L: Lanes, const M: usize>(
     ci: usize,
     u: *mut f32,
     cos: Range<usize>,
+    transposed: bool,
 ) {
     let a = M + 2;
     let ts = co * ci;
@@ -1025,12 +1073,18 @@ unsafe fn filter_channels<L: Lanes, const M: usize>(
                 let len = LANES.min(nc - c0);
                 // The nine taps of `len` filters, transposed to one vector per tap.
                 let mut taps = [[0.0f32; LANES]; 9];
-                // SAFETY: filters (o, cb + c0 ..)[..len] are inside `w`: 9 floats each.
-                let f =
-                    unsafe { std::slice::from_raw_parts(w.add((o * ci + cb + c0) * 9), len * 9) };
-                for (l, fl) in f.chunks_exact(9).enumerate() {
-                    for (tap, &v) in taps.iter_mut().zip(fl) {
-                        tap[l] = v;
+                for l in 0..len {
+                    let c = cb + c0 + l;
+                    // A transposed weight `[ci, co, 3, 3]` holds filter (o, c) rotated by
+                    // 180 degrees at `(c, o)`.
+                    let (at, step) = if transposed {
+                        (((c * co + o) * 9 + 8) as isize, -1)
+                    } else {
+                        (((o * ci + c) * 9) as isize, 1)
+                    };
+                    for (k, tap) in taps.iter_mut().enumerate() {
+                        // SAFETY: filter (o, c) is inside `w`: 9 floats from its base.
+                        tap[l] = unsafe { *w.offset(at + step * k as isize) };
                     }
                 }
                 let mut g = [L::zero(); 9];
@@ -1560,9 +1614,10 @@ mod x86 {
         ci: usize,
         u: *mut f32,
         cos: Range<usize>,
+        transposed: bool,
     ) {
         // SAFETY: forwarded.
-        unsafe { super::filter_channels::<Avx8, M>(w, co, ci, u, cos) }
+        unsafe { super::filter_channels::<Avx8, M>(w, co, ci, u, cos, transposed) }
     }
 
     /// [`super::input_planes`] with AVX2.

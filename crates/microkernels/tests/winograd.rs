@@ -581,7 +581,7 @@ fn c_abi_entries_match_the_safe_api() {
             let mut y = vec![0.0; k.n * k.co * oh * ow];
             // SAFETY: every buffer has the length the entries' contracts require.
             unsafe {
-                ffi::sinter_winograd_filter(m, wt.as_ptr(), k.co, k.c, u.as_mut_ptr(), 2);
+                ffi::sinter_winograd_filter(m, wt.as_ptr(), k.co, k.c, u.as_mut_ptr(), 2, 0);
                 ffi::sinter_winograd_input(
                     m,
                     x.as_ptr(),
@@ -965,6 +965,40 @@ fn timing() {
                 100.0 * ti / tg,
                 100.0 * to / tg
             );
+        }
+    }
+}
+
+/// The transposed filter transform (a transposed convolution's weight `[ci, co, 3, 3]`, each
+/// filter read rotated by 180 degrees) is exactly the plain transform of the rotated weight,
+/// through the safe API (threads 1 and 3) and the C-ABI entry; channel counts that are not
+/// multiples of the eight lanes.
+#[test]
+fn transposed_filter_transform_is_the_rotated_weights_transform() {
+    let mut r = Rng(0x0DDB_1A5E_5BAD_5EED);
+    for m in [2, 4] {
+        for (co, ci) in [(5, 11), (1, 1), (9, 8)] {
+            let wt = r.vec(ci * co * 9);
+            // w'[o, c, p, q] = w[c, o, 2 - p, 2 - q].
+            let rotated: Vec<f32> = (0..co * ci * 9)
+                .map(|i| {
+                    let (o, c, k) = (i / (ci * 9), i / 9 % ci, i % 9);
+                    wt[(c * co + o) * 9 + 8 - k]
+                })
+                .collect();
+            let n = points(m) * co * ci;
+            let mut want = vec![0.0f32; n];
+            filter_transform(m, &rotated, co, ci, &mut want, 1).unwrap();
+            for threads in [1, 3] {
+                let mut got = vec![f32::NAN; n];
+                sinter_microkernels::filter_transform_transposed(m, &wt, co, ci, &mut got, threads)
+                    .unwrap();
+                assert_eq!(got, want, "F({m},3) co {co} ci {ci} threads {threads}");
+            }
+            let mut got = vec![f32::NAN; n];
+            // SAFETY: `wt` holds co*ci*9 floats, `got` points(m)*co*ci; distinct buffers.
+            unsafe { ffi::sinter_winograd_filter(m, wt.as_ptr(), co, ci, got.as_mut_ptr(), 2, 1) };
+            assert_eq!(got, want, "C ABI F({m},3) co {co} ci {ci}");
         }
     }
 }

@@ -315,22 +315,13 @@ fn winograd_filter(
         return Err("the weight is not f32".into());
     };
     let (co, ci) = (ty.shape[1], ty.shape[2]);
-    let rotated;
-    let wv: &[f32] = if transposed {
-        // w is [ci, co, 3, 3]; the conv2d weight is w'[o, c, p, q] = w[c, o, 2 - p, 2 - q].
-        rotated = (0..co * ci * 9)
-            .map(|i| {
-                let (o, c, k) = (i / (ci * 9), i / 9 % ci, i % 9);
-                wv[(c * co + o) * 9 + 8 - k]
-            })
-            .collect::<Vec<f32>>();
-        &rotated
-    } else {
-        wv
-    };
     let mut u = vec![0.0f32; ty.numel()];
-    sinter_microkernels::winograd::filter_transform(tile as usize, wv, co, ci, &mut u, 1)
-        .map_err(|e| e.to_string())?;
+    let transform = if transposed {
+        sinter_microkernels::winograd::filter_transform_transposed
+    } else {
+        sinter_microkernels::winograd::filter_transform
+    };
+    transform(tile as usize, wv, co, ci, &mut u, 1).map_err(|e| e.to_string())?;
     Tensor::new(&ty.shape, TensorData::F32(u)).map_err(|e| e.to_string())
 }
 
