@@ -466,7 +466,8 @@ pub fn optimize(g: &Graph, opts: &Options) -> Result<(Graph, Report), RewriteErr
 
 /// Optimises `g` and explains the result: the report, then each rewritten value with the
 /// rule that produced it and its cost before and after, and the values no longer computed.
-pub fn explain(g: &Graph, opts: &Options) -> Result<String, RewriteError> {
+/// Returns the explanation and the optimised graph.
+pub fn explain(g: &Graph, opts: &Options) -> Result<(String, Graph), RewriteError> {
     use std::fmt::Write;
     let o = run(g, opts)?;
     let mut s = o.report.render(false);
@@ -495,5 +496,5 @@ pub fn explain(g: &Graph, opts: &Options) -> Result<String, RewriteError> {
             (None, None) => {}
         }
     }
-    Ok(s)
+    Ok((s, o.graph))
 }

@@ -264,17 +264,15 @@ pub fn bench(
     Ok(s)
 }
 
-/// `sinter explain --measure`: the optimised graph compiled and timed (median of `runs` after
-/// warm-up), each kernel's measured median next to the cost model's estimate of the ops it
-/// runs: the full estimate (launch, arithmetic or memory) of its costliest op plus the
+/// `sinter explain --measure`: the optimised graph `opt` compiled and timed (median of `runs`
+/// after warm-up), each kernel's measured median next to the cost model's estimate of the ops
+/// it runs: the full estimate (launch, arithmetic or memory) of its costliest op plus the
 /// arithmetic alone of the others (fused into it, they neither launch nor move memory).
-pub fn measure(g: &Graph, runs: usize, threads: usize) -> Result<String, String> {
+pub fn measure(opt: &Graph, runs: usize, threads: usize) -> Result<String, String> {
     use sinter_rewrite::cost::{op_cost, op_work, rate_of};
-    let (opt, _) = sinter_rewrite::optimize(g, &sinter_rewrite::Options::default())
-        .map_err(|e| format!("optimiser: {e}"))?;
     let mut opts = CompileOptions::default();
     opts.lower.threads = threads.max(1);
-    let c = Compiled::new(&opt, opts).map_err(|e| e.to_string())?;
+    let c = Compiled::new(opt, opts).map_err(|e| e.to_string())?;
     let mut feeds = HashMap::new();
     for (i, (name, ty)) in c.inputs().iter().enumerate() {
         feeds.insert(name.clone(), bench_input(ty, i as u64));

@@ -328,11 +328,12 @@ fn run(cli: Cli) -> Result<(), String> {
             threads,
         } => {
             let g = load(&file)?;
-            let text = sinter_rewrite::explain(&g, &sinter_rewrite::Options::default())
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let (text, optimized) =
+                sinter_rewrite::explain(&g, &sinter_rewrite::Options::default())
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
             print!("{text}");
             if measure {
-                let s = jit_cli::measure(&g, runs, threads)
+                let s = jit_cli::measure(&optimized, runs, threads)
                     .map_err(|e| format!("{}: {e}", file.display()))?;
                 print!("{s}");
             }
