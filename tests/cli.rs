@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use tempfile::TempDir;
 
 fn sinter(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sinter"))
@@ -10,10 +11,9 @@ fn sinter(args: &[&str]) -> Output {
         .expect("run sinter")
 }
 
-fn tmp(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sinter-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
+/// Writes `contents` to `name` in `dir` and returns the path.
+fn tmp(dir: &TempDir, name: &str, contents: &str) -> PathBuf {
+    let p = dir.path().join(name);
     std::fs::write(&p, contents).unwrap();
     p
 }
@@ -35,12 +35,14 @@ const MLP: &str = "graph @m {\n  input %x: f32[2,2]\n  param %w: f32[2,2]\n  %y 
 
 #[test]
 fn check_accepts_and_rejects() {
-    let good = tmp("good.sir", MLP);
+    let dir = tempfile::tempdir().unwrap();
+    let good = tmp(&dir, "good.sir", MLP);
     let out = sinter(&["check", good.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
 
     let bad = tmp(
+        &dir,
         "bad.sir",
         &MLP.replace("param %w: f32[2,2]", "param %w: f32[3,2]"),
     );
@@ -53,11 +55,11 @@ fn check_accepts_and_rejects() {
         "{err}"
     );
 
-    let unknown = tmp("unknown.sir", &MLP.replace("relu", "relux"));
+    let unknown = tmp(&dir, "unknown.sir", &MLP.replace("relu", "relux"));
     let err = text(&sinter(&["check", unknown.to_str().unwrap()]).stderr);
     assert!(err.contains("unknown op `relux`"), "{err}");
 
-    let garbage = tmp("garbage.sir", "graph @m { input %x: f32[2 }");
+    let garbage = tmp(&dir, "garbage.sir", "graph @m { input %x: f32[2 }");
     let out = sinter(&["check", garbage.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -73,7 +75,8 @@ fn check_accepts_and_rejects() {
 
 #[test]
 fn print_is_canonical() {
-    let p = tmp("print.sir", MLP);
+    let dir = tempfile::tempdir().unwrap();
+    let p = tmp(&dir, "print.sir", MLP);
     let out = sinter(&["print", p.to_str().unwrap()]);
     assert!(out.status.success());
     let printed = text(&out.stdout);
@@ -81,7 +84,7 @@ fn print_is_canonical() {
         printed.contains("%y: f32[2,2] = matmul(%x, %w)"),
         "{printed}"
     );
-    let again = tmp("print2.sir", &printed);
+    let again = tmp(&dir, "print2.sir", &printed);
     assert_eq!(
         text(&sinter(&["print", again.to_str().unwrap()]).stdout),
         printed
@@ -98,9 +101,9 @@ fn write_inputs(path: &Path, arrays: &[(&str, &[usize], Vec<f32>)]) {
 
 #[test]
 fn run_reads_and_writes_npz() {
-    let g = tmp("run.sir", MLP);
-    let dir = g.parent().unwrap().to_path_buf();
-    let inputs = dir.join("in.npz");
+    let dir = tempfile::tempdir().unwrap();
+    let g = tmp(&dir, "run.sir", MLP);
+    let inputs = dir.path().join("in.npz");
     write_inputs(
         &inputs,
         &[
@@ -108,7 +111,7 @@ fn run_reads_and_writes_npz() {
             ("w", &[2, 2], vec![1.0, 2.0, 3.0, 4.0]),
         ],
     );
-    let out_path = dir.join("out.npz");
+    let out_path = dir.path().join("out.npz");
     let out = sinter(&[
         "run",
         g.to_str().unwrap(),
@@ -126,9 +129,9 @@ fn run_reads_and_writes_npz() {
 
 #[test]
 fn run_reports_missing_and_misshapen_inputs() {
-    let g = tmp("run2.sir", MLP);
-    let dir = g.parent().unwrap().to_path_buf();
-    let missing = dir.join("missing.npz");
+    let dir = tempfile::tempdir().unwrap();
+    let g = tmp(&dir, "run2.sir", MLP);
+    let missing = dir.path().join("missing.npz");
     write_inputs(&missing, &[("x", &[2, 2], vec![0.0; 4])]);
     let out = sinter(&[
         "run",
@@ -140,7 +143,7 @@ fn run_reports_missing_and_misshapen_inputs() {
     let err = text(&out.stderr);
     assert!(err.contains("missing input `%w`"), "{err}");
 
-    let wrong = dir.join("wrong.npz");
+    let wrong = dir.path().join("wrong.npz");
     write_inputs(
         &wrong,
         &[("x", &[2, 3], vec![0.0; 6]), ("w", &[2, 2], vec![0.0; 4])],
@@ -166,7 +169,8 @@ fn run_reports_missing_and_misshapen_inputs() {
 
 #[test]
 fn demo_trains_the_example() {
-    let png = std::env::temp_dir().join(format!("sinter-cli-demo-{}.png", std::process::id()));
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("loss.png");
     let out = sinter(&["demo", "--epochs", "2", "--plot", png.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
@@ -182,7 +186,6 @@ fn demo_trains_the_example() {
         "{s}"
     );
     assert!(std::fs::metadata(&png).unwrap().len() > 1000);
-    let _ = std::fs::remove_file(&png);
     // "... test accuracy 96.1% (346/360 held out)": two epochs, well above chance (10%).
     let acc = test_accuracy(&s);
     assert!(acc >= 90.0, "{s}");
@@ -190,7 +193,8 @@ fn demo_trains_the_example() {
 
 #[test]
 fn train_reports_unsuitable_graphs() {
-    let p = tmp("train_bad.sir", MLP);
+    let dir = tempfile::tempdir().unwrap();
+    let p = tmp(&dir, "train_bad.sir", MLP);
     let out = sinter(&["train", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
@@ -199,6 +203,7 @@ fn train_reports_unsuitable_graphs() {
         "{err}"
     );
     let with_labels = tmp(
+        &dir,
         "train_bad2.sir",
         &MLP.replace("  param %w", "  input %labels: i64[2]\n  param %w"),
     );
@@ -281,7 +286,8 @@ fn train_runs_the_pretraining_and_adversarial_procedures() {
     assert!(s.contains("rbm2: reconstruction error"), "{s}");
     let acc = test_accuracy(&s);
     assert!(acc >= 90.0, "{s}");
-    let png = std::env::temp_dir().join(format!("sinter-cli-gan-{}.png", std::process::id()));
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("dcgan.png");
     let out = sinter(&[
         "train",
         "dcgan",
@@ -294,7 +300,6 @@ fn train_runs_the_pretraining_and_adversarial_procedures() {
     let s = text(&out.stdout);
     assert!(s.contains("dcgan: 44 alternating steps"), "{s}");
     assert!(std::fs::metadata(&png).unwrap().len() > 100, "{s}");
-    let _ = std::fs::remove_file(&png);
     let err = text(&sinter(&["train", "sae", "--batch", "4"]).stderr);
     assert!(err.contains("--batch"), "{err}");
 }
@@ -311,7 +316,8 @@ fn train_reads_user_data_from_npz() {
     };
     let (x, y) = flat(0..600);
     let (xt, yt) = flat(600..800);
-    let p = tmp("digits.npz", "");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("digits.npz");
     sinter::npz::write_npz(&p, [("x", &x), ("y", &y), ("x_test", &xt), ("y_test", &yt)]).unwrap();
     let out = sinter(&[
         "train",

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use tempfile::TempDir;
 
 fn sinter(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sinter"))
@@ -11,10 +12,9 @@ fn sinter(args: &[&str]) -> Output {
         .expect("run sinter")
 }
 
-fn tmp(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sinter-cli-jit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
+/// Writes `contents` to `name` in `dir` and returns the path.
+fn tmp(dir: &TempDir, name: &str, contents: &str) -> PathBuf {
+    let p = dir.path().join(name);
     std::fs::write(&p, contents).unwrap();
     p
 }
@@ -27,7 +27,8 @@ const G: &str = "graph @g {\n  %u = random_uniform() {shape=[3,5], low=-1, high=
 
 #[test]
 fn run_uses_the_jit_and_agrees_with_the_interpreter() {
-    let f = tmp("g.sir", G);
+    let dir = tempfile::tempdir().unwrap();
+    let f = tmp(&dir, "g.sir", G);
     let jit = sinter(&["run", f.to_str().unwrap()]);
     assert!(jit.status.success(), "{}", text(&jit.stderr));
     let interp = sinter(&["run", "--interp", f.to_str().unwrap()]);
@@ -39,7 +40,8 @@ fn run_uses_the_jit_and_agrees_with_the_interpreter() {
 #[test]
 fn run_reports_data_errors() {
     let src = "graph @g {\n  %d = random_uniform() {shape=[3]}\n  const %idx: i64[2] = [0, 5]\n  %g = gather(%d, %idx)\n  output %g\n}\n";
-    let f = tmp("bad.sir", src);
+    let dir = tempfile::tempdir().unwrap();
+    let f = tmp(&dir, "bad.sir", src);
     // Index 5 is out of range for extent 3: both backends refuse, naming the gather.
     for args in [vec!["run"], vec!["run", "--interp"]] {
         let mut a = args.clone();
@@ -56,7 +58,8 @@ fn run_reports_data_errors() {
 
 #[test]
 fn compile_emits_loops_clif_and_timings() {
-    let f = tmp("c.sir", G);
+    let dir = tempfile::tempdir().unwrap();
+    let f = tmp(&dir, "c.sir", G);
     let out = sinter(&[
         "compile",
         f.to_str().unwrap(),
@@ -90,7 +93,8 @@ fn compile_emits_loops_clif_and_timings() {
 
 #[test]
 fn bench_prints_text_and_json() {
-    let f = tmp("b.sir", G);
+    let dir = tempfile::tempdir().unwrap();
+    let f = tmp(&dir, "b.sir", G);
     let out = sinter(&["bench", f.to_str().unwrap(), "--runs", "3"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
@@ -136,7 +140,8 @@ const CLASSIFIER: &str = "graph @clf {
 
 #[test]
 fn bench_times_a_training_step() {
-    let f = tmp("clf.sir", CLASSIFIER);
+    let dir = tempfile::tempdir().unwrap();
+    let f = tmp(&dir, "clf.sir", CLASSIFIER);
     let out = sinter(&["bench", f.to_str().unwrap(), "--train", "--runs", "3"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
@@ -166,7 +171,8 @@ fn bench_times_a_training_step() {
 
 #[test]
 fn bench_train_reports_unsuitable_graphs_and_options() {
-    let f = tmp("noloss.sir", G);
+    let dir = tempfile::tempdir().unwrap();
+    let f = tmp(&dir, "noloss.sir", G);
     let out = sinter(&["bench", f.to_str().unwrap(), "--train"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
@@ -174,7 +180,7 @@ fn bench_train_reports_unsuitable_graphs_and_options() {
         err.contains("--train needs a scalar f32 output `%loss`"),
         "{err}"
     );
-    let f = tmp("clf2.sir", CLASSIFIER);
+    let f = tmp(&dir, "clf2.sir", CLASSIFIER);
     let out = sinter(&[
         "bench",
         f.to_str().unwrap(),
@@ -199,7 +205,8 @@ fn bench_train_reports_unsuitable_graphs_and_options() {
 /// near-tie of the top two scores may flip).
 #[test]
 fn train_backends_agree() {
-    let f = tmp("clf3.sir", CLASSIFIER);
+    let dir = tempfile::tempdir().unwrap();
+    let f = tmp(&dir, "clf3.sir", CLASSIFIER);
     let run = |args: &[&str]| {
         let mut a = vec!["train", f.to_str().unwrap(), "--epochs", "1"];
         a.extend_from_slice(args);

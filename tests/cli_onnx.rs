@@ -40,9 +40,8 @@ fn check_and_print_an_onnx_model() {
 
 #[test]
 fn run_an_onnx_model_matches_onnxruntime() {
-    let dir = std::env::temp_dir().join(format!("sinter-cli-onnx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out_path = dir.join("out.npz");
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.npz");
     let out = sinter(&[
         "run",
         fixture("net_resnet_basic.onnx").to_str().unwrap(),
@@ -63,9 +62,8 @@ fn run_an_onnx_model_matches_onnxruntime() {
 
 #[test]
 fn onnx_errors_name_the_file() {
-    let dir = std::env::temp_dir().join(format!("sinter-cli-onnx-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("truncated.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("truncated.onnx");
     let bytes = std::fs::read(fixture("net_mlp.onnx")).unwrap();
     std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
     let out = sinter(&["check", bad.to_str().unwrap()]);
@@ -96,9 +94,8 @@ fn dynamic_mlp(dir: &Path) -> PathBuf {
 
 #[test]
 fn shape_option_fixes_a_dynamic_batch() {
-    let dir = std::env::temp_dir().join(format!("sinter-cli-onnx-dyn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let model = dynamic_mlp(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let model = dynamic_mlp(dir.path());
     let model = model.to_str().unwrap();
 
     let out = sinter(&["check", model]);
@@ -110,7 +107,7 @@ fn shape_option_fixes_a_dynamic_batch() {
     );
 
     // Fixed to the fixture's batch, the model runs and matches onnxruntime.
-    let out_path = dir.join("out.npz");
+    let out_path = dir.path().join("out.npz");
     let inputs = fixture("net_mlp.inputs.npz");
     let out = sinter(&[
         "run",

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use tempfile::TempDir;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -88,10 +89,9 @@ fn jit_diff_corpus_builds_real_graphs() {
 
 // ---- The CLI on malformed files ----------------------------------------------------------
 
-fn tmp(name: &str, contents: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sinter-robust-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
+/// Writes `contents` to `name` in `dir` and returns the path.
+fn tmp(dir: &TempDir, name: &str, contents: &[u8]) -> PathBuf {
+    let p = dir.path().join(name);
     std::fs::write(&p, contents).unwrap();
     p
 }
@@ -111,8 +111,9 @@ fn cli_rejects_malformed_files() {
             b"graph @g { input %x: f32[1099511627776] output %x }",
         ),
     ];
+    let dir = tempfile::tempdir().unwrap();
     for (name, contents) in files {
-        let path = tmp(name, contents);
+        let path = tmp(&dir, name, contents);
         for cmd in ["check", "run", "opt"] {
             let out = Command::new(env!("CARGO_BIN_EXE_sinter"))
                 .args([cmd, path.to_str().unwrap()])

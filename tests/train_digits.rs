@@ -58,11 +58,11 @@ fn jit_trained_mlp_reaches_95_percent_on_held_out_digits() {
 /// training step went through the optimiser; its loss curve is written as a PNG.
 #[test]
 fn demo_lenet5_reaches_97_percent() {
-    let dir = std::env::temp_dir().join(format!("sinter-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("loss.png");
     let mut opts = sinter::demo::DemoOptions::default();
     opts.train.progress = false;
-    opts.plot = Some(dir.join("loss.png"));
+    opts.plot = Some(plot.clone());
     let (text, r) = sinter::demo::run(&opts).unwrap();
     assert_eq!(r.evaluated, 360);
     assert!(r.accuracy() >= 0.97, "{text}");
@@ -71,8 +71,7 @@ fn demo_lenet5_reaches_97_percent() {
         .as_ref()
         .expect("the demo optimises the training step");
     assert!(rw.cost_after < rw.cost_before, "{text}");
-    assert!(std::fs::metadata(dir.join("loss.png")).unwrap().len() > 1000);
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(std::fs::metadata(&plot).unwrap().len() > 1000);
 }
 
 /// A zoo model sized for the data: the LSTM reads each 8x8 digit as 8 steps of 8 pixels.

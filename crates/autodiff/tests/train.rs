@@ -342,9 +342,8 @@ fn trainer_saves_and_loads_safetensors() {
     }
     assert!(last < first, "loss {first} -> {last}");
     assert_eq!(tr.steps(), 21);
-    let dir = std::env::temp_dir().join(format!("sinter-autodiff-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("params.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("params.safetensors");
     tr.save(&path).unwrap();
     let mut fresh = Trainer::new(Interpret(sinter_interp::run), tg, params, sched).unwrap();
     assert_ne!(fresh.get("w1"), tr.get("w1"));
@@ -363,7 +362,6 @@ fn trainer_saves_and_loads_safetensors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("`%nope` is not a parameter"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

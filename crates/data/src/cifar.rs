@@ -113,7 +113,7 @@ pub fn cifar10_files(paths: &[impl AsRef<Path>]) -> Result<Dataset, DataError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::testutil::TempDir;
+    use crate::testutil::WriteFile;
 
     /// A batch file of records whose labels are `labels` and whose pixels depend on `seed`.
     pub(crate) fn batch(labels: &[u8], seed: usize) -> Vec<u8> {
@@ -127,7 +127,7 @@ pub(crate) mod tests {
 
     #[test]
     fn reads_batches_in_order() {
-        let dir = TempDir::new("cifar");
+        let dir = tempfile::tempdir().unwrap();
         let sub = dir.path().join("cifar-10-batches-bin");
         std::fs::create_dir(&sub).unwrap();
         // Batch 10 sorts after batch 2 by number, not by name.
@@ -152,7 +152,7 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_batches_are_errors() {
-        let dir = TempDir::new("cifar-bad");
+        let dir = tempfile::tempdir().unwrap();
         let good = batch(&[1, 2], 0);
         let cut = dir.write("cut.bin", &good[..good.len() - 1]);
         let e = cifar10_files(&[&cut]).unwrap_err().to_string();

@@ -117,7 +117,7 @@ fn npy_labels(path: &Path, name: &str) -> Result<PathBuf, DataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{TempDir, gzip};
+    use crate::testutil::{WriteFile, gzip};
 
     fn npy_f32(shape: &[u64], data: &[f32]) -> Vec<u8> {
         use npyz::WriterBuilder;
@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn picks_the_format_from_files() {
-        let dir = TempDir::new("load-files");
+        let dir = tempfile::tempdir().unwrap();
         let x = dir.write(
             "x_train.npy",
             &npy_f32(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn npz_with_a_test_split_as_keras_saves_it() {
-        let dir = TempDir::new("load-npz");
+        let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mnist.npz");
         let mut w = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
         let px = crate::mnist::tests::pixels(3 * 2 * 2);
@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn picks_the_format_from_directories() {
-        let mnist_dir = TempDir::new("load-mnist");
+        let mnist_dir = tempfile::tempdir().unwrap();
         let px = crate::mnist::tests::pixels(3 * 2 * 2);
         mnist_dir.write(
             "train-images-idx3-ubyte",
@@ -260,7 +260,7 @@ mod tests {
             vec![5]
         );
 
-        let cifar_dir = TempDir::new("load-cifar");
+        let cifar_dir = tempfile::tempdir().unwrap();
         cifar_dir.write("data_batch_1.bin", &crate::cifar::tests::batch(&[1, 2], 0));
         cifar_dir.write("test_batch.bin", &crate::cifar::tests::batch(&[3], 0));
         assert_eq!(load(cifar_dir.path()).unwrap().labels, vec![1, 2]);
@@ -269,12 +269,12 @@ mod tests {
             vec![3]
         );
 
-        let npy_dir = TempDir::new("load-npy");
+        let npy_dir = tempfile::tempdir().unwrap();
         npy_dir.write("x.npy", &npy_f32(&[1, 2], &[0.5, 0.25]));
         npy_dir.write("y.npy", &npy_i64(&[0]));
         assert_eq!(load(npy_dir.path()).unwrap().x, vec![0.5, 0.25]);
 
-        let empty = TempDir::new("load-empty");
+        let empty = tempfile::tempdir().unwrap();
         let e = load(empty.path()).unwrap_err().to_string();
         assert!(e.contains("cannot tell the format"), "{e}");
     }

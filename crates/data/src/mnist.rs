@@ -164,7 +164,7 @@ fn read_idx(path: &Path, rank: u8) -> Result<(Vec<usize>, Vec<u8>), DataError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::testutil::{TempDir, gzip};
+    use crate::testutil::{WriteFile, gzip};
 
     /// An idx file of `u8` elements.
     pub(crate) fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
@@ -182,7 +182,7 @@ pub(crate) mod tests {
 
     #[test]
     fn round_trips_plain_and_gzipped() {
-        let dir = TempDir::new("mnist");
+        let dir = tempfile::tempdir().unwrap();
         let px = pixels(5 * 28 * 28);
         let labels = [3u8, 0, 9, 1, 3];
         dir.write("train-images-idx3-ubyte", &idx(&[5, 28, 28], &px));
@@ -215,7 +215,7 @@ pub(crate) mod tests {
 
     #[test]
     fn errors_name_the_file_and_sizes() {
-        let dir = TempDir::new("mnist-bad");
+        let dir = tempfile::tempdir().unwrap();
         let px = pixels(3 * 4 * 4);
         let img = dir.write("i", &idx(&[3, 4, 4], &px));
         let lab = dir.write("l", &idx(&[3], &[1, 2, 3]));

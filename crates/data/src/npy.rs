@@ -317,7 +317,7 @@ pub(crate) fn to_dataset(x: Array, y: Array, xs: &str, ys: &str) -> Result<Datas
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::TempDir;
+    use crate::testutil::WriteFile;
     use npyz::WriterBuilder;
 
     fn npy_bytes<T: npyz::AutoSerialize + Copy>(shape: &[u64], data: &[T]) -> Vec<u8> {
@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn npy_pair_round_trips_f32_and_widens_labels() {
-        let dir = TempDir::new("npy");
+        let dir = tempfile::tempdir().unwrap();
         let xs: Vec<f32> = (0..24).map(|i| i as f32 * 0.25 - 1.0).collect();
         let ys: Vec<i32> = vec![2, 0, 1, 2, 0, 1];
         let x = dir.write("x.npy", &npy_bytes(&[6, 2, 2], &xs));
@@ -391,7 +391,7 @@ mod tests {
 
     #[test]
     fn npz_default_and_alternative_keys() {
-        let dir = TempDir::new("npz");
+        let dir = tempfile::tempdir().unwrap();
         let xs: Vec<f32> = (0..12).map(|i| i as f32).collect();
         let p = dir.path().join("a.npz");
         write_npz(
@@ -486,7 +486,7 @@ mod tests {
 
     #[test]
     fn missing_file_and_non_zip_are_errors() {
-        let dir = TempDir::new("npz-bad");
+        let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.npz");
         assert!(matches!(npz(&missing), Err(DataError::Io { .. })));
         let p = dir.write("junk.npz", b"definitely not a zip");

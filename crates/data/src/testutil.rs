@@ -1,37 +1,19 @@
-//! Test helpers: a scratch directory removed when dropped.
+//! Test helpers: writing files into a `tempfile::TempDir`, and gzip.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::PathBuf;
+use tempfile::TempDir;
 
-/// A fresh directory under the system's temp dir, unique per process and call.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("sinter-data-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
+/// Writes files into a scratch directory.
+pub trait WriteFile {
     /// Writes `bytes` to `name` inside the directory and returns the path.
-    pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf;
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl WriteFile for TempDir {
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
     }
 }
 

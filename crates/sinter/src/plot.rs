@@ -81,9 +81,8 @@ mod tests {
     /// an error.
     #[test]
     fn writes_a_png() {
-        let dir = std::env::temp_dir().join(format!("sinter-plot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("loss.png");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loss.png");
         let losses: Vec<f32> = (0..200).map(|i| 2.3 * (-(i as f32) / 50.0).exp()).collect();
         super::loss_curve(&path, "test", &losses, 10, (320, 200)).unwrap();
         let decoder =
@@ -95,6 +94,5 @@ mod tests {
         let drawn = buf.chunks(3).filter(|p| p.iter().any(|&c| c < 200)).count();
         assert!(drawn > 500, "{drawn} drawn pixels");
         assert!(super::loss_curve(&path, "t", &[], 1, (10, 10)).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

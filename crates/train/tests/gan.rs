@@ -9,13 +9,7 @@ use sinter_train::{
     write_grid,
 };
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::time::Instant;
-
-/// A file name in the temporary directory unique to this process and test.
-fn temp_png(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("sinter-train-{}-{name}.png", std::process::id()))
-}
 
 /// Decodes an 8-bit grayscale PNG: `(width, height, pixels)`.
 fn decode(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
@@ -38,10 +32,10 @@ fn grid_round_trips_through_the_png_decoder() {
         scale: 2,
         ..GridLayout::new(2, 3, 2)
     };
-    let path = temp_png("grid");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grid.png");
     write_grid(&path, &images, &layout).unwrap();
     let (w, h, px) = decode(&path);
-    std::fs::remove_file(&path).unwrap();
     assert_eq!((w, h), (2 * 7 + 1, 3 * 5 + 1));
     let at = |x: usize, y: usize| px[y * w as usize + x];
     // Image 3 is in row 1, column 1: its cell starts at (1 + 7, 1 + 5). Its pixel (1, 2)
@@ -76,8 +70,8 @@ fn data_that_does_not_fit_the_networks_is_an_error() {
 
 #[test]
 fn grid_errors_name_the_path() {
-    let dir = temp_png("no-such-dir");
-    let path = dir.join("grid.png");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-such-dir").join("grid.png");
     let e = write_grid(&path, &[0.0; 4], &GridLayout::new(2, 2, 1)).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("no-such-dir"), "{msg}");
@@ -251,11 +245,11 @@ fn dcgan_learns_the_digits_without_diverging() {
         nn.0,
         nn.1
     );
-    let path = temp_png("dcgan-samples");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dcgan-samples.png");
     // 32 samples in 8 columns at 4x: 4 rows of cells 8 * 4 + 1 = 33 pixels.
     gan.write_samples(&path, &z, 8, 4).unwrap();
     let (w, h, _) = decode(&path);
-    std::fs::remove_file(&path).unwrap();
     assert_eq!((w, h), (8 * 33 + 1, 4 * 33 + 1));
 
     assert_eq!(log.len(), cfg.steps);
@@ -281,10 +275,9 @@ fn dcgan_learns_the_digits_without_diverging() {
         nn.1 < 0.7 * nn.0,
         "samples did not approach real digits: {nn:?}"
     );
-    let path = temp_png("dcgan-model").with_extension("safetensors");
+    let path = dir.path().join("dcgan-model.safetensors");
     gan.save(&path).unwrap();
     let saved = sinter_autodiff::trainer::load_tensors(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
     assert_eq!(saved, gan.model());
     assert!(saved.contains_key("g.convt1.w") && saved.contains_key("d.conv1.w"));
     // Digits, as a digit classifier sees them: the row-by-row RNN (97.5% held out) finds

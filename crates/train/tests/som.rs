@@ -21,11 +21,9 @@ fn quantisation_error_falls_and_the_map_is_drawn() {
     for w in pairs.windows(2) {
         assert!(w[1] < w[0], "{pairs:?}");
     }
-    let dir = std::env::temp_dir().join(format!("sinter-som-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("som.png");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("som.png");
     map.write_png(&path, 8, 8, 4).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
-    eprintln!("map written to {}", path.display());
 }

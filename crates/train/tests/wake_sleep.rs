@@ -21,13 +21,11 @@ fn reconstruction_error_falls_and_samples_are_drawn() {
     let samples = net.sample(16, 500, 5).unwrap();
     assert_eq!(samples.len(), 16 * 64);
     assert!(samples.iter().all(|p| (0.0..=1.0).contains(p)));
-    let dir = std::env::temp_dir().join(format!("sinter-ws-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("dbn-samples.png");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dbn-samples.png");
     let layout = GridLayout {
         scale: 4,
         ..GridLayout::new(8, 8, 4)
     };
     write_grid(&path, &samples, &layout).unwrap();
-    eprintln!("samples written to {}", path.display());
 }
