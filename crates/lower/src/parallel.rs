@@ -237,8 +237,11 @@ impl Affine {
     }
 }
 
-/// Values beyond this are treated as unknown (no proof), far from any i128 overflow.
-const LIMIT: i128 = 1 << 80;
+/// Coefficients and bounds beyond this are treated as unknown (no proof). Every accepted
+/// subexpression then stays within `±2^62`, so the kernel's i64 index arithmetic does not
+/// wrap where the proof reasons exactly (and the proof's own i128 products, of two such
+/// values or of one and a loop extent, cannot overflow).
+const LIMIT: i128 = 1 << 62;
 
 /// An access to a buffer: where it starts (an element index, as an affine form evaluated
 /// where the access is) and how far past it it reaches.
