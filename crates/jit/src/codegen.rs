@@ -253,29 +253,49 @@ impl<'b> Emitter<'_, 'b> {
         extent: i64,
         body: &[Stmt],
     ) {
-        let v = self.vars[var.0 as usize];
-        let header = self.b.create_block();
-        let body_b = self.b.create_block();
-        let exit = self.b.create_block();
-        let first = self.b.ins().iconst(types::I64, start);
-        self.b.def_var(v, first);
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(header);
-        let cur = self.b.use_var(v);
-        let go = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, cur, extent);
-        self.b.ins().brif(go, body_b, &[], exit, &[]);
-        self.b.switch_to_block(body_b);
-        self.stmts(body);
-        let cur = self.b.use_var(v);
-        let next = self.b.ins().iadd_imm_s(cur, 1);
-        self.b.def_var(v, next);
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(exit);
+        let lo = self.b.ins().iconst(types::I64, start);
+        let hi = self.b.ins().iconst(types::I64, extent);
+        self.loop_between(var, lo, hi, body);
     }
 
     /// `for var in lo..hi { body }` with bounds known at run time.
     fn loop_between(&mut self, var: sinter_lower::loops::Var, lo: Value, hi: Value, body: &[Stmt]) {
         let v = self.vars[var.0 as usize];
+        self.counted_loop(v, lo, hi, 1, |s, _| s.stmts(body));
+    }
+
+    /// `for j in (0..end).step_by(4)`: the straight-line `body` on `f32x4` lanes
+    /// (see [`crate::vector`]).
+    fn vector_loop(&mut self, var: sinter_lower::loops::Var, end: i64, body: &[Stmt]) {
+        let j = self.b.declare_var(types::I64);
+        let lo = self.b.ins().iconst(types::I64, 0);
+        let hi = self.b.ins().iconst(types::I64, end);
+        self.counted_loop(j, lo, hi, 4, |s, cur| {
+            crate::vector::emit(s, var, cur, body)
+        });
+    }
+
+    /// `for r in (0..end).step_by(4)`: four iterations of `body` at once, one per lane
+    /// (see [`crate::vector::rows_split`]).
+    fn rows_loop(&mut self, var: sinter_lower::loops::Var, end: i64, body: &[Stmt], split: usize) {
+        let r = self.b.declare_var(types::I64);
+        let lo = self.b.ins().iconst(types::I64, 0);
+        let hi = self.b.ins().iconst(types::I64, end);
+        self.counted_loop(r, lo, hi, 4, |s, cur| {
+            crate::vector::emit_rows(s, var, cur, body, split)
+        });
+    }
+
+    /// The loop skeleton all four loops share: `v` counts from `lo` while below `hi` in steps
+    /// of `step`, and `emit` writes the body given the counter's value for the iteration.
+    fn counted_loop(
+        &mut self,
+        v: Variable,
+        lo: Value,
+        hi: Value,
+        step: i64,
+        emit: impl FnOnce(&mut Self, Value),
+    ) {
         let header = self.b.create_block();
         let body_b = self.b.create_block();
         let exit = self.b.create_block();
@@ -286,57 +306,11 @@ impl<'b> Emitter<'_, 'b> {
         let go = self.b.ins().icmp(IntCC::SignedLessThan, cur, hi);
         self.b.ins().brif(go, body_b, &[], exit, &[]);
         self.b.switch_to_block(body_b);
-        self.stmts(body);
         let cur = self.b.use_var(v);
-        let next = self.b.ins().iadd_imm_s(cur, 1);
+        emit(self, cur);
+        let cur = self.b.use_var(v);
+        let next = self.b.ins().iadd_imm_s(cur, step);
         self.b.def_var(v, next);
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(exit);
-    }
-
-    /// `for j in (0..end).step_by(4)`: the straight-line `body` on `f32x4` lanes
-    /// (see [`crate::vector`]).
-    fn vector_loop(&mut self, var: sinter_lower::loops::Var, end: i64, body: &[Stmt]) {
-        let j = self.b.declare_var(types::I64);
-        let header = self.b.create_block();
-        let body_b = self.b.create_block();
-        let exit = self.b.create_block();
-        let zero = self.b.ins().iconst(types::I64, 0);
-        self.b.def_var(j, zero);
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(header);
-        let cur = self.b.use_var(j);
-        let go = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, cur, end);
-        self.b.ins().brif(go, body_b, &[], exit, &[]);
-        self.b.switch_to_block(body_b);
-        let cur = self.b.use_var(j);
-        crate::vector::emit(self, var, cur, body);
-        let next = self.b.ins().iadd_imm_s(cur, 4);
-        self.b.def_var(j, next);
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(exit);
-    }
-
-    /// `for r in (0..end).step_by(4)`: four iterations of `body` at once, one per lane
-    /// (see [`crate::vector::rows_split`]).
-    fn rows_loop(&mut self, var: sinter_lower::loops::Var, end: i64, body: &[Stmt], split: usize) {
-        let r = self.b.declare_var(types::I64);
-        let header = self.b.create_block();
-        let body_b = self.b.create_block();
-        let exit = self.b.create_block();
-        let zero = self.b.ins().iconst(types::I64, 0);
-        self.b.def_var(r, zero);
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(header);
-        let cur = self.b.use_var(r);
-        let go = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, cur, end);
-        self.b.ins().brif(go, body_b, &[], exit, &[]);
-        self.b.switch_to_block(body_b);
-        let cur = self.b.use_var(r);
-        crate::vector::emit_rows(self, var, cur, body, split);
-        let cur = self.b.use_var(r);
-        let next = self.b.ins().iadd_imm_s(cur, 4);
-        self.b.def_var(r, next);
         self.b.ins().jump(header, &[]);
         self.b.switch_to_block(exit);
     }

@@ -1803,6 +1803,42 @@ fn gemm_conv_transpose2d(
     let cig = c_in / groups;
     let (rows, hw, ohw) = (cog * kh * kw, h * w, oh * ow);
     let (x, wb) = (ib[0], ib[1]);
+    // `cols (rows x ncols) = w[g]^T * B`, B read from `x` at `b`.
+    let product = |g: &Expr, b: MatArg, ncols: usize, cols: Buf| {
+        Stmt::Gemm(Box::new(GemmCall {
+            m: rows,
+            n: ncols,
+            k: cig,
+            alpha: 1.0,
+            beta: 0.0,
+            // A = w[g]^T: element (p, q) is w[g * cig + q, p].
+            a: mat(wb, g.clone() * c(cig * rows), 1, rows),
+            b,
+            c: mat(cols, Expr::I(0), ncols, 1),
+            threads,
+            epilogue: GemmEpilogue::default(),
+            im2col: None,
+            a_packed: false,
+            b_packed: false,
+        }))
+    };
+    // Image `b`'s channels of group `g` zeroed, then its matrix (element `r` at
+    // `cols[r * stride + col0]`) scattered into them.
+    let scatter = |k: &mut Kernel, b: Expr, g: Expr, cols: Buf, at: (i64, Expr)| {
+        let first = (b.clone() * c(c_out) + g.clone() * c(cog)) * c(ohw);
+        let mut s = vec![for_(k, "z", cog * ohw, |_, z| {
+            vec![Stmt::Store(o, first.clone() + z, Expr::F(0.0))]
+        })];
+        s.extend(col2im(
+            k,
+            (cols, [cog, kh, kw, h, w]),
+            at,
+            (o, od),
+            (b, g),
+            ax,
+        ));
+        s
+    };
     if hw == 1 && n > 1 {
         // One input pixel per image (a DCGAN's first layer, from the noise vector): per image
         // the product would be a matrix-vector product that reads every weight once for a
@@ -1810,38 +1846,14 @@ fn gemm_conv_transpose2d(
         // w[g]^T * x[:, g]`, then scatter each image's column.
         let cols = k.scratch("cols", Ty::F32, rows * n);
         let s = for_(k, "g", groups, |k, g| {
-            let mut s = vec![Stmt::Gemm(Box::new(GemmCall {
-                m: rows,
-                n,
-                k: cig,
-                alpha: 1.0,
-                beta: 0.0,
-                a: mat(wb, g.clone() * c(cig * rows), 1, rows),
-                // Element (q, b) is x[b, g * cig + q].
-                b: mat(x, g.clone() * c(cig), 1, c_in),
-                c: mat(cols, Expr::I(0), n, 1),
-                threads,
-                epilogue: GemmEpilogue::default(),
-                im2col: None,
-                a_packed: false,
-                b_packed: false,
-            }))];
-            s.push(for_(k, "b", n, |k, b| {
-                let first = (b.clone() * c(c_out) + g.clone() * c(cog)) * c(ohw);
-                let mut s = vec![for_(k, "z", cog * ohw, |_, z| {
-                    vec![Stmt::Store(o, first.clone() + z, Expr::F(0.0))]
-                })];
-                s.extend(col2im(
-                    k,
-                    (cols, [cog, kh, kw, h, w]),
-                    (n as i64, b.clone()),
-                    (o, od),
-                    (b, g.clone()),
-                    ax,
-                ));
-                s
-            }));
-            s
+            // Element (q, b) of B is x[b, g * cig + q].
+            let b_all = mat(x, g.clone() * c(cig), 1, c_in);
+            vec![
+                product(&g, b_all, n, cols),
+                for_(k, "b", n, |k, b| {
+                    scatter(k, b.clone(), g.clone(), cols, (n as i64, b))
+                }),
+            ]
         });
         k.body.push(s);
         if let Some(&bb) = ib.get(2) {
@@ -1852,36 +1864,9 @@ fn gemm_conv_transpose2d(
     let cols = k.scratch("cols", Ty::F32, rows * hw);
     let per_image = for_(k, "b", n, |k, b| {
         let mut s = vec![for_(k, "g", groups, |k, g| {
-            let first = (b.clone() * c(c_out) + g.clone() * c(cog)) * c(ohw);
-            let mut s = vec![
-                for_(k, "z", cog * ohw, |_, z| {
-                    vec![Stmt::Store(o, first.clone() + z, Expr::F(0.0))]
-                }),
-                Stmt::Gemm(Box::new(GemmCall {
-                    m: rows,
-                    n: hw,
-                    k: cig,
-                    alpha: 1.0,
-                    beta: 0.0,
-                    // A = w[g]^T: element (p, q) is w[g * cig + q, p].
-                    a: mat(wb, g.clone() * c(cig * rows), 1, rows),
-                    b: mat(x, (b.clone() * c(c_in) + g.clone() * c(cig)) * c(hw), hw, 1),
-                    c: mat(cols, Expr::I(0), hw, 1),
-                    threads,
-                    epilogue: GemmEpilogue::default(),
-                    im2col: None,
-                    a_packed: false,
-                    b_packed: false,
-                })),
-            ];
-            s.extend(col2im(
-                k,
-                (cols, [cog, kh, kw, h, w]),
-                (1, Expr::I(0)),
-                (o, od),
-                (b.clone(), g),
-                ax,
-            ));
+            let image = mat(x, (b.clone() * c(c_in) + g.clone() * c(cig)) * c(hw), hw, 1);
+            let mut s = vec![product(&g, image, hw, cols)];
+            s.extend(scatter(k, b.clone(), g, cols, (1, Expr::I(0))));
             s
         })];
         if let Some(&bias) = ib.get(2) {

@@ -208,19 +208,7 @@ pub unsafe extern "C" fn sinter_sgemm_conv(
 ) {
     // SAFETY: the caller's contract.
     let geom = unsafe { *geom };
-    let a = if flags & 1 != 0 {
-        ASrc::Packed {
-            data: a,
-            m_pad: m.div_ceil(MR) * MR,
-            row0: 0,
-        }
-    } else {
-        ASrc::Strided(MatRef {
-            ptr: a,
-            rs: rsa,
-            cs: csa,
-        })
-    };
+    let a = a_source(flags & 1 != 0, m, a, rsa, csa);
     let c = MatMut {
         ptr: c,
         rs: rsc,
@@ -243,6 +231,24 @@ pub unsafe extern "C" fn sinter_sgemm_conv(
     };
     // SAFETY: the caller's contract is the driver's; the detected ISA is available.
     unsafe { gemm_parallel(Isa::detect(), m, n, k, alpha, a, b, beta, c, epi, threads) }
+}
+
+/// The A operand as the C-ABI entries take it: [`crate::pack_a_whole`] of an `m`-row matrix
+/// if `packed` (the strides unused), else strided.
+fn a_source(packed: bool, m: usize, a: *const f32, rsa: isize, csa: isize) -> ASrc {
+    if packed {
+        ASrc::Packed {
+            data: a,
+            m_pad: m.div_ceil(MR) * MR,
+            row0: 0,
+        }
+    } else {
+        ASrc::Strided(MatRef {
+            ptr: a,
+            rs: rsa,
+            cs: csa,
+        })
+    }
 }
 
 /// The epilogue as the C-ABI entries take it (see [`sinter_sgemm_epilogue`]); an unknown
@@ -302,19 +308,7 @@ pub unsafe extern "C" fn sinter_sgemm_prepacked(
     slope_rs: isize,
     slope_cs: isize,
 ) {
-    let a = if flags & 1 != 0 {
-        ASrc::Packed {
-            data: a,
-            m_pad: m.div_ceil(MR) * MR,
-            row0: 0,
-        }
-    } else {
-        ASrc::Strided(MatRef {
-            ptr: a,
-            rs: rsa,
-            cs: csa,
-        })
-    };
+    let a = a_source(flags & 1 != 0, m, a, rsa, csa);
     let b = if flags & 2 != 0 {
         BSrc::Packed {
             data: b,

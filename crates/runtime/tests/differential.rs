@@ -736,6 +736,20 @@ fn literal(state: &mut u64, n: usize) -> String {
     format!("[{}]", v.join(", "))
 }
 
+/// [`check`] to 1e-5 (GEMM summation order), normal and bounds-checked (inputs from seeds
+/// `seed`, `seed + 1`), each on 1 and 2 threads.
+fn check_normal_checked_threaded(g: &sinter_ir::Graph, seed: u64) {
+    for (i, mut opts) in [CompileOptions::default(), CompileOptions::checked()]
+        .into_iter()
+        .enumerate()
+    {
+        for threads in [1, 2] {
+            opts.lower.threads = threads;
+            check(g, &inputs_for(g, seed + i as u64), opts, 1e-5);
+        }
+    }
+}
+
 /// Constant B operands of gemm and matmul (and a reshaped constant, as the ONNX import
 /// writes an LSTM's weights) are packed once at compile time (`BufDecl::pack_b`), and the
 /// products match the interpreter: transposed and plain B, more columns than one 32-wide
@@ -781,15 +795,7 @@ fn constant_gemm_weights_are_prepacked() {
             ("rr".to_string(), pack(40, 33, 33, 1)),
         ]
     );
-    for (seed, mut opts) in [CompileOptions::default(), CompileOptions::checked()]
-        .into_iter()
-        .enumerate()
-    {
-        for threads in [1, 2] {
-            opts.lower.threads = threads;
-            check(&g, &inputs_for(&g, 70 + seed as u64), opts, 1e-5);
-        }
-    }
+    check_normal_checked_threaded(&g, 70);
 }
 
 /// Constant weights of transposed convolutions (read as `w[g]^T`) are packed once at compile
@@ -836,15 +842,7 @@ fn constant_transposed_conv_weights_are_prepacked() {
             ("v".to_string(), pack(112, 10, 1)),
         ]
     );
-    for (seed, mut opts) in [CompileOptions::default(), CompileOptions::checked()]
-        .into_iter()
-        .enumerate()
-    {
-        for threads in [1, 2] {
-            opts.lower.threads = threads;
-            check(&g, &inputs_for(&g, 90 + seed as u64), opts, 1e-5);
-        }
-    }
+    check_normal_checked_threaded(&g, 90);
 }
 
 /// Constant conv weights are packed once at compile time (`BufDecl::pack_a`) and the packed
